@@ -1,0 +1,200 @@
+"""The database schema (SQLAlchemy Core). Alembic migrations in ./migrations create it.
+
+State that must survive a restart lives here, not in the daemon's memory: feed
+validators and backoff, the next poll, the daemon lock, digest send records.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+)
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+
+
+class UTCDateTime(TypeDecorator):
+    """Timezone-aware UTC datetimes on every backend (SQLite keeps no zone of its own)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store; use UTC-aware datetimes")
+        value = value.astimezone(timezone.utc)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect):
+        if value is None:
+            return None
+        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+
+
+UTC_DATETIME = UTCDateTime()
+
+feeds = Table(
+    "feeds",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("url", Text, nullable=False, unique=True),  # identity: the configured URL
+    Column("fetch_url", Text, nullable=False),  # where to ask now (after a remembered permanent redirect)
+    Column("name", Text, nullable=False),
+    Column("origin", String(16), nullable=False, default="config"),  # config | opml
+    Column("active", Boolean, nullable=False, default=True),
+    Column("interval_minutes", Integer),
+    Column("full_text", Boolean, nullable=False, default=False),
+    Column("etag", Text),
+    Column("last_modified", Text),
+    Column("redirect_target", Text),  # a permanent redirect seen but not yet remembered
+    Column("redirect_count", Integer, nullable=False, default=0),
+    Column("last_poll_at", UTC_DATETIME),
+    Column("last_status", Integer),
+    Column("last_error", Text),
+    Column("failing_since", UTC_DATETIME),
+    Column("error_count", Integer, nullable=False, default=0),
+    Column("next_poll_at", UTC_DATETIME),
+    Column("last_new_items", Integer, nullable=False, default=0),
+    Column("last_duration_ms", Integer),
+    Column("created_at", UTC_DATETIME, nullable=False),
+)
+
+articles = Table(
+    "articles",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("feed_id", Integer, ForeignKey("feeds.id", ondelete="SET NULL")),  # the feed it was first seen in
+    Column("guid", Text),
+    Column("url", Text, nullable=False),
+    Column("canonical_url", Text, nullable=False, unique=True),
+    Column("content_hash", String(64), nullable=False, unique=True),
+    Column("title", Text, nullable=False),
+    Column("text", Text, nullable=False),
+    Column("author", Text),
+    Column("source", Text),
+    Column("published_at", UTC_DATETIME, nullable=False),
+    Column("published_estimated", Boolean, nullable=False, default=False),
+    Column("fetched_at", UTC_DATETIME, nullable=False),
+    Column("cluster_id", Integer),  # id of the first article of its near-duplicate story cluster
+    Column("minhash", LargeBinary),  # MinHash signature for near-duplicate lookup
+    Column("relevant", Boolean),  # effective relevance (any effective label); NULL until tagged
+    Column("model_version", String(64)),
+    Column("tagged_at", UTC_DATETIME),
+    Index("ix_articles_published_at", "published_at"),
+    Index("ix_articles_fetched_at", "fetched_at"),
+    Index("ix_articles_relevant_published", "relevant", "published_at"),
+    Index("ix_articles_cluster_id", "cluster_id"),
+    Index("ix_articles_guid", "guid"),
+)
+
+# Every feed an article appeared in (the same item in two feeds is stored once).
+article_feeds = Table(
+    "article_feeds",
+    metadata,
+    Column("article_id", Integer, ForeignKey("articles.id", ondelete="CASCADE"), primary_key=True),
+    Column("feed_id", Integer, ForeignKey("feeds.id", ondelete="CASCADE"), primary_key=True),
+    Column("guid", Text),
+    Column("first_seen_at", UTC_DATETIME, nullable=False),
+    Index("ix_article_feeds_feed_guid", "feed_id", "guid"),
+)
+
+# The model's score for every label, kept for trends, thresholds changes and export.
+article_scores = Table(
+    "article_scores",
+    metadata,
+    Column("article_id", Integer, ForeignKey("articles.id", ondelete="CASCADE"), primary_key=True),
+    Column("label_id", String(32), primary_key=True),
+    Column("score", Float, nullable=False),
+    Column("predicted", Boolean, nullable=False),
+)
+
+# Effective labels (model prediction with analyst corrections applied), denormalised so
+# the digest and the article list filter by label with one index lookup.
+article_labels = Table(
+    "article_labels",
+    metadata,
+    Column("article_id", Integer, ForeignKey("articles.id", ondelete="CASCADE"), primary_key=True),
+    Column("label_id", String(32), primary_key=True),
+    Column("origin", String(16), nullable=False),  # model | analyst
+    Column("published_at", UTC_DATETIME, nullable=False),  # copied from articles for range scans
+    Index("ix_article_labels_label_published", "label_id", "published_at"),
+)
+
+corrections = Table(
+    "corrections",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("article_id", Integer, ForeignKey("articles.id", ondelete="CASCADE"), nullable=False),
+    Column("label_id", String(32), nullable=False),
+    Column("action", String(8), nullable=False),  # add | remove
+    Column("author", Text, nullable=False),
+    Column("created_at", UTC_DATETIME, nullable=False),
+    Index("ix_corrections_article", "article_id"),
+)
+
+entities = Table(
+    "entities",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("article_id", Integer, ForeignKey("articles.id", ondelete="CASCADE"), nullable=False),
+    Column("text", Text, nullable=False),
+    Column("label", String(32), nullable=False),
+    Column("canonical_id", String(64)),
+    Column("mentions", Integer, nullable=False, default=1),
+    Index("ix_entities_article", "article_id"),
+    Index("ix_entities_canonical", "canonical_id"),
+)
+
+digests = Table(
+    "digests",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("window_start", UTC_DATETIME, nullable=False),
+    Column("window_end", UTC_DATETIME, nullable=False),
+    Column("status", String(16), nullable=False),  # pending | sent | failed
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("last_error", Text),
+    Column("subject", Text),
+    Column("message_id", Text, unique=True),
+    Column("recipients", Text),
+    Column("html", Text),
+    Column("text_body", Text),
+    Column("relevant_count", Integer),
+    Column("created_at", UTC_DATETIME, nullable=False),
+    Column("sent_at", UTC_DATETIME),
+    Index("ix_digests_status_window_end", "status", "window_end"),
+)
+
+# One row per lock name; a daemon holds it while its heartbeat is fresh.
+locks = Table(
+    "locks",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("holder", Text, nullable=False),
+    Column("acquired_at", UTC_DATETIME, nullable=False),
+    Column("heartbeat_at", UTC_DATETIME, nullable=False),
+)
