@@ -1,0 +1,273 @@
+"""The HTML pages. Each route reads its input, calls service.py or storage.browse, and
+renders one template; user-caused problems render the same page with a message.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timezone
+from urllib.parse import quote, unquote, urlencode
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from monitor.errors import FetchError, InputError, MonitorError
+from monitor.storage import browse
+from monitor.taxonomy import FRICTION_POINT, SCENARIO
+from monitor.web import present, service
+from monitor.web.security import CSRF_COOKIE
+
+router = APIRouter(include_in_schema=False, default_response_class=HTMLResponse)
+ANALYST_COOKIE = "tm_analyst"
+TREND_DAYS = (14, 90)
+
+
+def _when(value: datetime | None) -> str:
+    return value.astimezone(timezone.utc).strftime("%d %b %Y, %H:%M UTC") if value else "never"
+
+
+def _day(value: datetime | None) -> str:
+    return value.astimezone(timezone.utc).strftime("%d %b %Y") if value else ""
+
+
+FILTERS = {"when": _when, "day": _day, "pct": lambda v: f"{round(100 * (v or 0))}%"}
+
+
+# --- rendering helpers ---------------------------------------------------------------
+
+
+def render(request: Request, name: str, status: int = 200, **context) -> Response:
+    """A template with what every page needs: the app, the CSRF token, the analyst's name."""
+    nonce = request.cookies.get(CSRF_COOKIE) or request.app.state.csrf.new_nonce()
+    app = request.app.state.monitor
+    context |= {
+        "csrf": request.app.state.csrf.token_for(nonce),
+        "taxonomy": app.taxonomy,
+        "analyst": analyst_of(request),
+        "nav": context.get("nav", ""),
+    }
+    response = request.app.state.templates.TemplateResponse(request, name, context, status_code=status)
+    if CSRF_COOKIE not in request.cookies:
+        response.set_cookie(CSRF_COOKIE, nonce, httponly=True, samesite="strict", path="/")
+    return response
+
+
+def analyst_of(request: Request) -> str:
+    return service.clean_author(unquote(request.cookies.get(ANALYST_COOKIE, "")))
+
+
+def remember_analyst(response: Response, name: str) -> None:
+    # Quoted: a cookie is ASCII without spaces, a name need not be.
+    response.set_cookie(ANALYST_COOKIE, quote(name), max_age=365 * 86400, httponly=True, samesite="strict", path="/")
+
+
+def error_page(request: Request, status: int, message: str) -> Response:
+    return render(request, "error.html", status=status, message=message, code=status)
+
+
+def status_for(exc: MonitorError) -> int:
+    """The HTTP status of a user-caused problem (the same mapping the API uses)."""
+    if isinstance(exc, service.NotFound):
+        return 404
+    if isinstance(exc, (FetchError, service.BadUrl)):
+        return 400
+    return 422 if isinstance(exc, InputError) else 400
+
+
+def csrf_ok(request: Request, token: str) -> bool:
+    return request.app.state.csrf.valid(request.cookies.get(CSRF_COOKIE), token)
+
+
+CSRF_MESSAGE = "This form has expired or was not sent from this site. Reload the page and try again."
+
+
+# --- paste ---------------------------------------------------------------------------
+
+
+@router.get("/")
+def paste_form(request: Request):
+    return render(request, "paste.html", nav="paste", form={"title": "", "text": "", "url": ""}, result=None)
+
+
+@router.post("/")
+def paste_submit(request: Request, title: str = Form(""), text: str = Form(""), url: str = Form(""), csrf: str = Form("")):
+    form = {"title": title, "text": text, "url": url}
+    if not csrf_ok(request, csrf):
+        return render(request, "paste.html", 403, nav="paste", form=form, result=None, error=CSRF_MESSAGE)
+    app = request.app.state.monitor
+    try:
+        result = service.classify(app, request.app.state.similar, title, text, url)
+    except MonitorError as exc:
+        return render(request, "paste.html", status_for(exc), nav="paste", form=form, result=None, error=str(exc))
+    return render(request, "paste.html", nav="paste", form=form, result=_paste_view(app, result))
+
+
+def _paste_view(app, result: service.Classified) -> dict:
+    tag = result.tag
+    rows = {
+        kind: present.score_rows(app.taxonomy, kind, tag.scores, tag.thresholds, set(tag.labels), tag.evidence)
+        for kind in (FRICTION_POINT, SCENARIO)
+    }
+    return {
+        "classified": result, "tag": tag, "rows": rows,
+        "segments": present.highlight(result.text, tag.evidence),
+        "entities": present.entity_rows(tag.entities),
+    }
+
+
+# --- articles ------------------------------------------------------------------------
+
+
+@router.get("/articles")
+def articles(request: Request, label: str = "", feed: str = "", since: str = "", until: str = "",
+             relevant: str = "", q: str = "", page: str = "1"):
+    app = request.app.state.monitor
+    form = {"label": label, "feed": feed, "since": since, "until": until, "relevant": relevant, "q": q}
+    feeds = browse.feed_choices(app.engine)
+    try:
+        filters = service.article_filter(app, label, _int(feed, "feed"), _date(since, "from"), _date(until, "to"),
+                                         _relevant(relevant), q)
+        result = browse.list_articles(app.engine, filters, _page(page), app.settings.web.page_size)
+    except InputError as exc:
+        return render(request, "articles.html", status_for(exc), nav="articles", form=form, feeds=feeds, result=None, error=str(exc))
+    return render(request, "articles.html", nav="articles", form=form, feeds=feeds, result=result,
+                  page_link=lambda n: _page_link(form, n))
+
+
+def _int(value: str, name: str) -> int | None:
+    if not value.strip():
+        return None
+    if not value.strip().isdigit():
+        raise InputError(f"{name}: not a number: {value[:40]!r}")
+    return int(value)
+
+
+def _date(value: str, name: str) -> date | None:
+    if not value.strip():
+        return None
+    try:
+        return date.fromisoformat(value.strip())
+    except ValueError:
+        raise InputError(f"{name}: not a date (YYYY-MM-DD): {value[:40]!r}") from None
+
+
+def _relevant(value: str) -> bool | None:
+    choices = {"": None, "yes": True, "no": False}
+    if value not in choices:
+        raise InputError(f"relevant: must be yes, no or empty, not {value[:20]!r}")
+    return choices[value]
+
+
+def _page(value: str) -> int:
+    number = _int(value, "page") or 1
+    return max(1, number)
+
+
+def _page_link(form: dict, page: int) -> str:
+    return "/articles?" + urlencode({k: v for k, v in form.items() if v} | {"page": page})
+
+
+# --- one article ---------------------------------------------------------------------
+
+
+@router.get("/articles/{article_id:int}")
+def article(request: Request, article_id: int):
+    app = request.app.state.monitor
+    detail = browse.get_article(app.engine, article_id)
+    if detail is None:
+        return error_page(request, 404, f"There is no article with id {article_id}.")
+    return render(request, "article.html", nav="articles", detail=detail, **_article_view(app, detail),
+                  notice=request.query_params.get("changed", ""))
+
+
+def _article_view(app, detail: browse.ArticleDetail) -> dict:
+    a = detail.article
+    on = set(a.labels)
+    rows = {kind: present.score_rows(app.taxonomy, kind, a.scores, {}, on) for kind in (FRICTION_POINT, SCENARIO)}
+    latest: dict[str, browse.CorrectionRow] = {}
+    for correction in detail.corrections:  # newest first: the first per label is what holds now
+        latest.setdefault(correction.label_id, correction)
+    return {"rows": rows, "entities": present.entity_rows(a.entities), "latest": latest}
+
+
+@router.post("/articles/{article_id:int}/labels")
+def article_label(request: Request, article_id: int, label: str = Form(""), action: str = Form(""),
+                  analyst: str = Form(""), csrf: str = Form("")):
+    if not csrf_ok(request, csrf):
+        return error_page(request, 403, CSRF_MESSAGE)
+    app = request.app.state.monitor
+    if action not in ("add", "remove"):
+        return error_page(request, 422, f"action must be add or remove, not {action[:20]!r}")
+    author = service.clean_author(analyst) if analyst.strip() else analyst_of(request)
+    try:
+        service.correct_labels(app, article_id, [label] if action == "add" else [], [label] if action == "remove" else [], author)
+    except MonitorError as exc:
+        return error_page(request, status_for(exc), str(exc))
+    response = RedirectResponse(f"/articles/{article_id}?changed={label}#labels", status_code=303)
+    remember_analyst(response, author)
+    return response
+
+
+@router.post("/analyst")
+def analyst_name(request: Request, analyst: str = Form(""), next: str = Form("/"), csrf: str = Form("")):
+    """Remember who is correcting (a cookie); corrections store this name."""
+    if not csrf_ok(request, csrf):
+        return error_page(request, 403, CSRF_MESSAGE)
+    # Only a path on this site: never redirect to another host.
+    target = next if next.startswith("/") and not next.startswith(("//", "/\\")) else "/"
+    response = RedirectResponse(target, status_code=303)
+    remember_analyst(response, service.clean_author(analyst))
+    return response
+
+
+# --- trends, feeds, digest -----------------------------------------------------------
+
+
+@router.get("/trends")
+def trends(request: Request):
+    app = request.app.state.monitor
+    today = datetime.now(timezone.utc).date()
+    longest = request.app.state.trends.counts(app.engine, max(TREND_DAYS), today)
+    charts = {
+        label.id: {days: present.bar_chart(longest.get(label.id, [0] * max(TREND_DAYS))[-days:], today) for days in TREND_DAYS}
+        for label in app.taxonomy.labels
+    }
+    return render(request, "trends.html", nav="trends", charts=charts, days=TREND_DAYS, today=today)
+
+
+@router.get("/feeds")
+def feeds(request: Request):
+    from monitor.storage.feeds import feed_statuses
+
+    statuses = feed_statuses(request.app.state.monitor.engine)
+    return render(request, "feeds.html", nav="feeds", feeds=statuses, now=datetime.now(timezone.utc))
+
+
+@router.get("/digest")
+def digest(request: Request):
+    app = request.app.state.monitor
+    sent = service.sent_digest(app)
+    preview, preview_error = None, None
+    try:
+        preview = service.next_digest(app, datetime.now(timezone.utc))
+    except MonitorError as exc:
+        preview_error = str(exc)
+    return render(request, "digest.html", nav="digest", sent=sent, preview=preview, preview_error=preview_error)
+
+
+@router.get("/digest/sent.html")
+def digest_sent_frame(request: Request):
+    sent = service.sent_digest(request.app.state.monitor)
+    return _digest_frame(sent[1] if sent and sent[1] else "<p>No digest has been sent yet.</p>")
+
+
+@router.get("/digest/next.html")
+def digest_next_frame(request: Request):
+    preview = service.next_digest(request.app.state.monitor, datetime.now(timezone.utc))
+    return _digest_frame(preview.html)
+
+
+def _digest_frame(html: str) -> Response:
+    # Our own rendered e-mail, shown in a sandboxed frame with a policy of its own.
+    from monitor.web.security import DIGEST_CSP
+
+    return HTMLResponse(html, headers={"content-security-policy": DIGEST_CSP, "x-frame-options": "SAMEORIGIN"})
