@@ -83,6 +83,7 @@ class Entity:
     id: str | None  # canonical id from the domain entity ruler (e.g. "openai"); None if unknown
     start_char: int = 0
     end_char: int = 0
+    mentions: int = 1  # how often the text names it (entities are de-duplicated per text)
 
 
 @dataclass(frozen=True)
@@ -143,3 +144,53 @@ class StoredArticle:
     corrected: dict[str, str] = field(default_factory=dict)  # label id -> "add" | "remove"
     model_version: str | None = None
     also_in: list[str] = field(default_factory=list)  # other sources carrying the same story
+
+
+@dataclass(frozen=True)
+class FeedStatus:
+    """One feed's health as `status` and the web page show it."""
+
+    id: int
+    name: str
+    url: str
+    origin: str  # config | opml
+    active: bool
+    last_poll_at: datetime | None
+    last_status: int | None  # HTTP status of the last poll; None when no response arrived
+    last_error: str | None
+    failing_since: datetime | None
+    error_count: int
+    next_poll_at: datetime | None
+    last_new_items: int
+    articles: int  # distinct articles this feed has carried
+
+
+@dataclass(frozen=True)
+class RenderedDigest:
+    """A digest ready to mail: the window it covers and its rendered parts."""
+
+    window_start: datetime  # UTC, inclusive (articles.fetched_at >= start)
+    window_end: datetime  # UTC, exclusive
+    subject: str
+    html: str
+    text: str
+    relevant_count: int = 0  # relevant stories in the window
+
+
+@dataclass(frozen=True)
+class DigestRecord:
+    """One row of the digests table: a window and what became of its mail."""
+
+    id: int
+    window_start: datetime
+    window_end: datetime
+    status: str  # pending | sent | failed | skipped (empty window, send_empty = false)
+    attempts: int
+    last_error: str | None
+    subject: str | None
+    message_id: str | None
+    recipients: list[str]
+    relevant_count: int | None
+    created_at: datetime
+    sent_at: datetime | None
+    last_attempt_at: datetime | None = None

@@ -175,7 +175,7 @@ digests = Table(
     Column("id", Integer, primary_key=True),
     Column("window_start", UTC_DATETIME, nullable=False),
     Column("window_end", UTC_DATETIME, nullable=False),
-    Column("status", String(16), nullable=False),  # pending | sent | failed
+    Column("status", String(16), nullable=False),  # pending | sent | failed | skipped (empty, send_empty = false)
     Column("attempts", Integer, nullable=False, default=0),
     Column("last_error", Text),
     Column("subject", Text),
@@ -186,6 +186,7 @@ digests = Table(
     Column("relevant_count", Integer),
     Column("created_at", UTC_DATETIME, nullable=False),
     Column("sent_at", UTC_DATETIME),
+    Column("last_attempt_at", UTC_DATETIME),  # when an SMTP try last began (paces retries of a failed window)
     Index("ix_digests_status_window_end", "status", "window_end"),
 )
 
