@@ -74,3 +74,30 @@ def seed_articles(engine, items: list[SeedArticle], model_version: str = "test-m
                     article_id=article_id, text=text, label=label, canonical_id=canonical, mentions=1))
             ids.append(article_id)
     return ids
+
+
+@dataclass
+class FeedItem:
+    """One <item> for `rss_feed`; link doubles as the GUID unless one is given."""
+
+    title: str
+    link: str
+    text: str = "Body text of the item, long enough to be a story of its own."
+    guid: str | None = None
+    published: str = "Mon, 23 Nov 2026 10:00:00 GMT"
+
+
+def rss_feed(items: list[FeedItem], title: str = "Test feed") -> bytes:
+    """A small RSS 2.0 document, as a real server would send it."""
+    from xml.sax.saxutils import escape
+
+    body = "".join(
+        f"<item><title>{escape(i.title)}</title><link>{escape(i.link)}</link>"
+        f"<guid isPermaLink=\"false\">{escape(i.guid or i.link)}</guid><pubDate>{i.published}</pubDate>"
+        f"<description>{escape(i.text)}</description></item>"
+        for i in items
+    )
+    return (
+        f'<?xml version="1.0" encoding="UTF-8"?><rss version="2.0"><channel><title>{escape(title)}</title>'
+        f"<link>https://example.org/</link><description>test</description>{body}</channel></rss>"
+    ).encode("utf-8")

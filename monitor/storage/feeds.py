@@ -1,0 +1,290 @@
+"""Queries over the `feeds` aggregate: which feeds exist, which are due, how they are doing.
+
+The feed state computed after a poll (validators, backoff, redirects, 410) is built by
+the pure `*_state` functions below and written by `storage.articles.store_feed_run`
+in the same transaction as the articles, so a crash never leaves one without the other.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta, timezone
+from random import Random
+
+from sqlalchemy import Engine, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from monitor.records import FeedSource, FeedStatus, FetchResult
+from monitor.settings import FeedSettings, FetchSettings
+from monitor.storage import schema
+
+feeds = schema.feeds
+GONE_STATUS = 410
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def insert_ignoring_conflicts(conn, table):
+    """INSERT ... ON CONFLICT DO NOTHING on SQLite and PostgreSQL: a row another writer
+    (a daemon and `run --once` at once) added first is left alone, not an error."""
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    return dialect.insert(table).on_conflict_do_nothing()
+
+
+# --- which feeds exist -------------------------------------------------------------
+
+
+def sync_config_feeds(engine: Engine, configured: Sequence[FeedSettings], now: datetime | None = None) -> None:
+    """Make the feeds table match the config: add new feeds, update names and options,
+    and deactivate config feeds no longer listed. OPML-imported feeds are left alone."""
+    now = now or utcnow()
+    wanted = {feed.url: feed for feed in configured}
+    with engine.begin() as conn:
+        rows = {row.url: row for row in conn.execute(select(feeds))}
+        for url, feed in wanted.items():
+            row = rows.get(url)
+            if row is None:
+                conn.execute(insert_ignoring_conflicts(conn, feeds), _new_feed_values(feed.name, url, "config", now, feed))
+            elif changes := _config_changes(row, feed):
+                conn.execute(update(feeds).where(feeds.c.id == row.id).values(changes))
+        dropped = [row.id for url, row in rows.items() if row.origin == "config" and row.active and url not in wanted]
+        if dropped:
+            conn.execute(update(feeds).where(feeds.c.id.in_(dropped)).values(active=False))
+
+
+def _config_changes(row, feed: FeedSettings) -> dict:
+    wanted = {
+        "name": feed.name,
+        "origin": "config",
+        "interval_minutes": feed.interval_minutes,
+        "full_text": feed.full_text,
+        # A feed that answered 410 stays off even though it is still listed: the
+        # publisher said it is gone. `status` shows why.
+        "active": row.last_status != GONE_STATUS,
+    }
+    return {key: value for key, value in wanted.items() if getattr(row, key) != value}
+
+
+def _new_feed_values(name: str, url: str, origin: str, now: datetime, feed: FeedSettings | None = None) -> dict:
+    return {
+        "url": url,
+        "fetch_url": url,
+        "name": name,
+        "origin": origin,
+        "active": True,
+        "interval_minutes": feed.interval_minutes if feed else None,
+        "full_text": feed.full_text if feed else False,
+        "redirect_count": 0,
+        "error_count": 0,
+        "last_new_items": 0,
+        "next_poll_at": None,  # never polled: due at once
+        "created_at": now,
+    }
+
+
+def add_feeds(
+    engine: Engine, entries: Iterable[tuple[str, str]], now: datetime | None = None, origin: str = "opml"
+) -> tuple[int, int]:
+    """Add feeds by (name, url), skipping URLs already known. Returns (added, skipped)."""
+    now = now or utcnow()
+    added = skipped = 0
+    with engine.begin() as conn:
+        known = set(conn.execute(select(feeds.c.url)).scalars())
+        for name, url in entries:
+            if url in known:
+                skipped += 1
+                continue
+            conn.execute(insert_ignoring_conflicts(conn, feeds), _new_feed_values(name, url, origin, now))
+            known.add(url)
+            added += 1
+    return added, skipped
+
+
+def list_feeds(engine: Engine, active_only: bool = False) -> list[tuple[str, str, str, bool]]:
+    """(name, url, origin, active) for every feed, by name."""
+    query = select(feeds.c.name, feeds.c.url, feeds.c.origin, feeds.c.active).order_by(feeds.c.name)
+    if active_only:
+        query = query.where(feeds.c.active.is_(True))
+    with engine.connect() as conn:
+        return [tuple(row) for row in conn.execute(query)]
+
+
+# --- which feeds are due ---------------------------------------------------------
+
+
+def due_feeds(engine: Engine, now: datetime, default_interval: timedelta, only_due: bool = True) -> list[FeedSource]:
+    """Active feeds whose next poll time has come (all active feeds when not only_due).
+
+    A feed never polled is due at once. `default_interval` covers a row whose
+    next_poll_at was never written (e.g. a crash between schema versions)."""
+    with engine.connect() as conn:
+        rows = conn.execute(select(feeds).where(feeds.c.active.is_(True)).order_by(feeds.c.id)).all()
+    return [_source(row) for row in rows if not only_due or _is_due(row, now, default_interval)]
+
+
+def _is_due(row, now: datetime, default_interval: timedelta) -> bool:
+    if row.next_poll_at is not None:
+        return row.next_poll_at <= now
+    return row.last_poll_at is None or row.last_poll_at + default_interval <= now
+
+
+def _source(row) -> FeedSource:
+    return FeedSource(
+        id=row.id,
+        name=row.name,
+        url=row.url,
+        fetch_url=row.fetch_url,
+        full_text=row.full_text,
+        etag=row.etag,
+        last_modified=row.last_modified,
+        error_count=row.error_count,
+    )
+
+
+def feed_row(conn, feed_id: int):
+    row = conn.execute(select(feeds).where(feeds.c.id == feed_id)).one_or_none()
+    if row is None:
+        raise LookupError(f"no feed with id {feed_id}")
+    return row
+
+
+# --- state after a poll (pure: row + result in, column values out) -----------------
+
+
+def success_state(row, result: FetchResult, now: datetime, interval: timedelta, fetch: FetchSettings, new_items: int) -> dict:
+    """Columns after a poll that worked (200 with a usable feed, or 304)."""
+    values = {
+        "last_poll_at": now,
+        "last_status": result.status,
+        "last_error": None,
+        "failing_since": None,
+        "error_count": 0,
+        "next_poll_at": now + interval,
+        "last_new_items": new_items,
+        "last_duration_ms": round(result.elapsed_seconds * 1000),
+        # A 304 may omit the validators; keep the ones that earned it.
+        "etag": result.etag or row.etag,
+        "last_modified": result.last_modified or row.last_modified,
+    }
+    values |= redirect_state(row, result, fetch.permanent_redirect_after)
+    if result.gone:
+        values |= gone_state(result)
+    return values
+
+
+def failure_state(row, result: FetchResult, error: str, now: datetime, fetch: FetchSettings, rng: Random) -> dict:
+    """Columns after a failed poll: keep the error, back off with jitter, never give up.
+    A 410 deactivates the feed instead."""
+    from monitor.fetch import next_backoff
+
+    error_count = row.error_count + 1
+    delay = next_backoff(error_count, fetch, rng)
+    if result.retry_after_seconds:
+        # The server said when to come back; never sooner, but still capped at the
+        # backoff maximum so a silly Retry-After cannot park a feed for a year.
+        cap = timedelta(minutes=fetch.backoff_max_minutes)
+        delay = max(delay, min(timedelta(seconds=result.retry_after_seconds), cap))
+    values = {
+        "last_poll_at": now,
+        "last_status": result.status,
+        "last_error": error,
+        "failing_since": row.failing_since or now,
+        "error_count": error_count,
+        "next_poll_at": now + delay,
+        "last_new_items": 0,
+        "last_duration_ms": round(result.elapsed_seconds * 1000),
+    }
+    if result.gone or result.status == GONE_STATUS:
+        values |= gone_state(result)
+    return values
+
+
+def gone_state(result: FetchResult) -> dict:
+    return {"active": False, "last_status": GONE_STATUS, "last_error": "410 Gone: the publisher removed this feed; polling stopped"}
+
+
+def redirect_state(row, result: FetchResult, remember_after: int) -> dict:
+    """A permanent redirect becomes the fetch URL only after it repeats, so one
+    misconfigured server response cannot move a feed for good."""
+    target = result.permanent_redirect
+    if not target or target == row.fetch_url:
+        return {"redirect_target": None, "redirect_count": 0}
+    count = row.redirect_count + 1 if target == row.redirect_target else 1
+    if count >= remember_after:
+        return {"fetch_url": target, "redirect_target": None, "redirect_count": 0}
+    return {"redirect_target": target, "redirect_count": count}
+
+
+def interval_for(row, default_minutes: int) -> timedelta:
+    return timedelta(minutes=row.interval_minutes or default_minutes)
+
+
+def write_state(conn, feed_id: int, values: dict) -> None:
+    conn.execute(update(feeds).where(feeds.c.id == feed_id).values(values))
+
+
+# --- how feeds are doing ----------------------------------------------------------
+
+
+def feed_statuses(engine: Engine) -> list[FeedStatus]:
+    """Every feed's health, active ones first, then by name."""
+    counts = (
+        select(schema.article_feeds.c.feed_id, func.count().label("n"))
+        .group_by(schema.article_feeds.c.feed_id)
+        .subquery()
+    )
+    query = (
+        select(feeds, func.coalesce(counts.c.n, 0).label("article_count"))
+        .outerjoin(counts, counts.c.feed_id == feeds.c.id)
+        .order_by(feeds.c.active.desc(), feeds.c.name)
+    )
+    with engine.connect() as conn:
+        return [_status(row) for row in conn.execute(query)]
+
+
+def _status(row) -> FeedStatus:
+    return FeedStatus(
+        id=row.id,
+        name=row.name,
+        url=row.url,
+        origin=row.origin,
+        active=row.active,
+        last_poll_at=row.last_poll_at,
+        last_status=row.last_status,
+        last_error=row.last_error,
+        failing_since=row.failing_since,
+        error_count=row.error_count,
+        next_poll_at=row.next_poll_at,
+        last_new_items=row.last_new_items,
+        articles=row.article_count,
+    )
+
+
+def totals(engine: Engine) -> dict:
+    """Store-wide counts for `status`, plus the latest digest row when there is one."""
+    articles = schema.articles
+    with engine.connect() as conn:
+        result = {
+            "articles": conn.execute(select(func.count()).select_from(articles)).scalar_one(),
+            "stories": conn.execute(select(func.count(func.distinct(articles.c.cluster_id)))).scalar_one(),
+            "untagged": conn.execute(select(func.count()).where(articles.c.tagged_at.is_(None))).scalar_one(),
+            "feeds": conn.execute(select(func.count()).select_from(feeds)).scalar_one(),
+            "active_feeds": conn.execute(select(func.count()).where(feeds.c.active.is_(True))).scalar_one(),
+            "failing_feeds": conn.execute(
+                select(func.count()).where(feeds.c.active.is_(True), feeds.c.error_count > 0)
+            ).scalar_one(),
+        }
+        result["last_digest"] = _last_digest(conn)
+    return result
+
+
+def _last_digest(conn) -> dict | None:
+    digests = schema.digests
+    row = conn.execute(
+        select(digests.c.status, digests.c.window_end, digests.c.sent_at, digests.c.last_error)
+        .order_by(digests.c.window_end.desc(), digests.c.id.desc())
+        .limit(1)
+    ).one_or_none()
+    return dict(row._mapping) if row else None

@@ -1,0 +1,139 @@
+"""The daemon lock (SQLite and PostgreSQL) and the daemon itself, run as a real process."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+from werkzeug import Response
+
+from monitor.errors import StorageError
+from monitor.storage import locks, schema
+from monitor.storage.engine import open_store
+from tests.conftest import REPO
+from tests.factories import FeedItem, rss_feed
+
+NOW = datetime(2026, 11, 24, 9, 0, tzinfo=timezone.utc)
+STALE = timedelta(minutes=5)
+HOST = socket.gethostname()
+
+
+def test_a_second_holder_is_refused_with_who_and_since(engine):
+    locks.acquire(engine, "daemon", f"pid 4242 on host {HOST}-elsewhere", NOW, STALE)
+    with pytest.raises(StorageError) as err:
+        locks.acquire(engine, "daemon", locks.this_process(), NOW + timedelta(minutes=1), STALE)
+    assert f"another daemon (pid 4242 on host {HOST}-elsewhere) holds the lock since 2026-11-24 09:00:00" in str(err.value)
+
+
+def test_a_stale_lock_is_taken_over_and_the_old_holder_notices(engine):
+    old = f"pid 4242 on host {HOST}-elsewhere"
+    locks.acquire(engine, "daemon", old, NOW, STALE)
+    locks.heartbeat(engine, "daemon", old, NOW + timedelta(minutes=4))
+    with pytest.raises(StorageError):  # heartbeat kept it fresh
+        locks.acquire(engine, "daemon", locks.this_process(), NOW + timedelta(minutes=8), STALE)
+    locks.acquire(engine, "daemon", locks.this_process(), NOW + timedelta(minutes=10), STALE)
+    with pytest.raises(StorageError, match="lost the daemon lock"):
+        locks.heartbeat(engine, "daemon", old, NOW + timedelta(minutes=11))
+
+
+def test_a_lock_of_a_dead_local_process_is_taken_at_once(engine):
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    locks.acquire(engine, "daemon", f"pid {dead.stdout.strip()} on host {HOST}", NOW, STALE)
+    locks.acquire(engine, "daemon", locks.this_process(), NOW + timedelta(seconds=5), STALE)
+
+
+def test_release_lets_the_next_daemon_in(engine):
+    locks.acquire(engine, "daemon", "pid 1 on host a", NOW, STALE)
+    locks.release(engine, "daemon", "pid 1 on host a")
+    locks.acquire(engine, "daemon", "pid 2 on host b", NOW, STALE)
+
+
+# --- the daemon as a process ---------------------------------------------------------------
+
+
+class Daemon:
+    """`tension-monitor daemon` in a subprocess, its stderr in a file we can wait on."""
+
+    def __init__(self, config: Path, log: Path):
+        self.log = log
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "monitor", "--config", str(config), "daemon"],
+            cwd=REPO, stdout=subprocess.DEVNULL, stderr=log.open("w"),
+        )
+
+    def output(self) -> str:
+        return self.log.read_text()
+
+    def wait_for(self, text: str, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while text not in self.output():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"daemon never logged {text!r}:\n{self.output()}")
+            time.sleep(0.1)
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout=60)
+
+
+def daemon_config(tmp_path: Path, db_url: str, feeds: str = "") -> Path:
+    config = tmp_path / "daemon.toml"
+    config.write_text(f'root = "{REPO}"\n[storage]\nurl = "{db_url}"\n[schedule]\ntick_seconds = 1\n{feeds}')
+    return config
+
+
+@pytest.fixture
+def daemons():
+    started = []
+    yield started
+    for daemon in started:
+        if daemon.proc.poll() is None:
+            daemon.proc.kill()
+            daemon.proc.wait()
+
+
+def test_a_second_daemon_on_the_same_database_refuses_to_start(tmp_path, store_url, daemons):
+    config = daemon_config(tmp_path, store_url)
+    first = Daemon(config, tmp_path / "first.log")
+    daemons.append(first)
+    first.wait_for("daemon started")
+    second = subprocess.run([sys.executable, "-m", "monitor", "--config", str(config), "daemon"],
+                            cwd=REPO, capture_output=True, text=True, timeout=120)
+    last_line = second.stderr.strip().splitlines()[-1]
+    assert second.returncode != 0 and "Traceback" not in second.stderr
+    assert last_line.startswith(f"error: another daemon (pid {first.proc.pid} on host {HOST}) holds the lock since")
+    assert first.stop() == 0
+
+
+def test_sigterm_finishes_the_feed_in_hand_and_exits_cleanly(tmp_path, httpserver, daemons):
+    in_hand = threading.Event()
+
+    def slow_feed(request):
+        in_hand.set()
+        time.sleep(2)  # the daemon is told to stop while this feed is being fetched
+        return Response(rss_feed([FeedItem(f"Story {n}", f"https://n.example/{n}") for n in range(3)]),
+                        content_type="application/rss+xml")
+
+    httpserver.expect_request("/slow.xml").respond_with_handler(slow_feed)
+    db_url = f"sqlite:///{tmp_path / 'daemon.db'}"
+    feeds = f'[[feeds]]\nname = "Slow"\nurl = "{httpserver.url_for("/slow.xml")}"\n'
+    daemon = Daemon(daemon_config(tmp_path, db_url, feeds), tmp_path / "daemon.log")
+    daemons.append(daemon)
+    assert in_hand.wait(60), daemon.output()
+    daemon.proc.send_signal(signal.SIGTERM)
+
+    assert daemon.stop() == 0, daemon.output()
+    assert "received SIGTERM" in daemon.output() and "Traceback" not in daemon.output()
+    engine = open_store(db_url)
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(schema.articles)).scalar_one() == 3
+        assert conn.execute(select(func.count()).select_from(schema.locks)).scalar_one() == 0  # released
+    engine.dispose()
