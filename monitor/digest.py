@@ -395,8 +395,20 @@ def preview_digest(
 
 
 def send_digest_now(app, now: datetime, since=None, until=None, force: bool = False) -> tuple[Digest, mailer.SendOutcome]:
-    """`digest --send`: build the window's digest and send it (once per window unless forced)."""
+    """`digest --send`: build the window's digest and send it (once per window unless forced).
+
+    Without --since/--until the window runs from the last digest sent; when nothing at
+    all was fetched since then, a second plain --send would only mail "nothing moved"
+    again, so it sends nothing (status "nothing_new") unless forced.
+    """
     start, end = digest_window(app.engine, now, since, until)
+    if since is None and until is None and not force:
+        with app.engine.connect() as conn:
+            covered = store.last_sent_window_end(conn)
+            fetched = store.window_totals(conn, start, end).fetched
+        if covered is not None and covered == start and fetched == 0:
+            digest = build_digest(app.engine, app.settings, app.taxonomy, start, end)
+            return digest, mailer.SendOutcome("nothing_new", "", [])
     return _build_and_send(app, start, end, now, force)
 
 

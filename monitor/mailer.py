@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class SendOutcome:
-    status: str  # sent | already_sent | skipped
+    status: str  # sent | already_sent | skipped | nothing_new
     message_id: str
     recipients: list[str]
     attempts: int = 0  # SMTP tries made by this call

@@ -125,3 +125,14 @@ def test_bad_input_is_one_line_and_exit_2(args, message, run, config, smtp):
     code, stdout, err = run("--config", config, "digest", *args)
     assert code == 2 and stdout == "" and smtp.envelopes == []
     assert err.count("\n") == 1 and err.startswith(message)
+
+
+def test_plain_send_twice_mails_once_when_nothing_new_arrived(run, config, smtp):
+    code, out, _ = run("--config", config, "digest", "--send", "--since", SINCE.isoformat())
+    assert code == 0 and out.startswith("sent to 2 recipients")
+    code, out, _ = run("--config", config, "digest", "--send")
+    assert code == 0 and "nothing fetched since the last digest" in out
+    assert len(smtp.envelopes) == 1
+    code, out, _ = run("--config", config, "digest", "--send", "--force")
+    assert code == 0 and out.startswith("sent to 2 recipients")
+    assert len(smtp.envelopes) == 2

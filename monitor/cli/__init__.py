@@ -56,6 +56,8 @@ def cli(ctx: click.Context, config: str | None, verbose: bool) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    # Alembic reports every plugin and migration context at INFO on each start.
+    logging.getLogger("alembic").setLevel(logging.DEBUG if verbose else logging.WARNING)
     ctx.obj = AppContext(config)
     ctx.call_on_close(lambda: ctx.obj._app.close() if ctx.obj._app else None)
 

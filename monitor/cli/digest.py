@@ -41,6 +41,8 @@ def digest_command(ctx, preview: Path | None, send: bool, force: bool, since: st
     built, outcome = digest.send_digest_now(ctx.app, now, force=force, **window)
     if outcome.status == "already_sent":
         click.echo(f"already sent for this window ({_span(built)}); nothing sent (use --force to send again)")
+    elif outcome.status == "nothing_new":
+        click.echo(f"nothing fetched since the last digest ({_span(built)}); nothing sent (use --force to send anyway)")
     elif outcome.status == "skipped":
         click.echo(f"nothing moved ({_span(built)}); not sent (digest.send_empty = false)")
     else:
