@@ -71,23 +71,11 @@ def training_files(settings) -> list[Path]:
 
 def read_jsonl(path: Path, taxonomy, need_labels: bool = True) -> list[dict]:
     """Rows {"id", "title", "text", "labels"} from a JSONL file; InputError on a bad line."""
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    try:
-        lines = raw.decode("utf-8").splitlines()
-    except UnicodeDecodeError:
-        raise InputError(f"{path}: not UTF-8 text") from None
+    from monitor.textio import read_json_objects
+
     rows = []
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except ValueError:
-            raise InputError(f"{path}:{number}: not a JSON object") from None
-        if not isinstance(row, dict) or not isinstance(row.get("text", ""), str):
+    for number, row in read_json_objects(path):
+        if not isinstance(row.get("text", ""), str):
             raise InputError(f"{path}:{number}: expected an object with a text string")
         labels = row.get("labels")
         if need_labels:

@@ -52,7 +52,7 @@ def test_bad_training_rows_are_one_line_input_errors(tmp_path, taxonomy):
     bad.write_text("{not json\n")
     with pytest.raises(InputError, match="bad.jsonl:1: not a JSON object"):
         training.read_jsonl(bad, taxonomy)
-    bad.write_bytes(b"\xff\xfe\x00bad")
+    bad.write_bytes(b"{\"title\": \"caf\xe9\"}\n")  # latin-1, not UTF-8
     with pytest.raises(InputError, match="not UTF-8"):
         training.read_jsonl(bad, taxonomy)
 

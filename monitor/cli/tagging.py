@@ -14,6 +14,7 @@ import click
 
 from monitor.cli import pass_ctx
 from monitor.errors import FetchError, InputError
+from monitor.textio import decode_text, read_json_objects
 
 JSONL_CHUNK = 256  # rows per tag_texts call in `classify --jsonl`
 
@@ -174,20 +175,6 @@ def _read_text(source: str | None) -> str:
     return decode_text(data, name)
 
 
-def decode_text(data: bytes, name: str) -> str:
-    """UTF-8 text from bytes; InputError for binary data or another encoding."""
-    if b"\x00" in data[:65536]:
-        raise InputError(f"{name}: binary data, not text")
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise InputError(f"{name}: not UTF-8 text (invalid byte at offset {exc.start})") from None
-    controls = sum(1 for ch in text[:65536] if ord(ch) < 32 and ch not in "\n\r\t\f")
-    if controls > max(8, len(text[:65536]) // 100):
-        raise InputError(f"{name}: binary data, not text")
-    return text
-
-
 def _fetch_text(settings, url: str) -> tuple[str, str]:
     from monitor.fetch import fetch_page
     from monitor.parse import extract_article_text
@@ -248,21 +235,9 @@ def _classify_jsonl(app, path: Path) -> None:
 
 
 def _read_jsonl_inputs(path: Path) -> list[dict]:
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such file") from None
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read: {exc.strerror}") from None
     rows = []
-    for number, line in enumerate(decode_text(data, str(path)).splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except ValueError:
-            raise InputError(f"{path}:{number}: not a JSON object") from None
-        if not isinstance(row, dict) or not isinstance(row.get("text", ""), str) or not isinstance(row.get("title", ""), str):
+    for number, row in read_json_objects(path):
+        if not isinstance(row.get("text", ""), str) or not isinstance(row.get("title", ""), str):
             raise InputError(f"{path}:{number}: expected {{\"id\", \"title\", \"text\"}} with string title and text")
         title, text = row.get("title") or "", row.get("text") or ""
         if not (title.strip() or text.strip()):

@@ -1,0 +1,46 @@
+"""Reading user-supplied text and JSON Lines files, with one-line errors that name the file."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from monitor.errors import InputError
+
+
+def decode_text(data: bytes, name: str) -> str:
+    """UTF-8 text from bytes; InputError for binary data or another encoding."""
+    if b"\x00" in data[:65536]:
+        raise InputError(f"{name}: binary data, not text")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{name}: not UTF-8 text (invalid byte at offset {exc.start})") from None
+    controls = sum(1 for ch in text[:65536] if ord(ch) < 32 and ch not in "\n\r\t\f")
+    if controls > max(8, len(text[:65536]) // 100):
+        raise InputError(f"{name}: binary data, not text")
+    return text
+
+
+def read_json_objects(path: Path) -> list[tuple[int, dict]]:
+    """(line number, object) for every non-blank line of a JSONL file."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise InputError(f"{path}: is a directory") from None
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    objects = []
+    for number, line in enumerate(decode_text(data, str(path)).splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except ValueError:
+            raise InputError(f"{path}:{number}: not a JSON object") from None
+        if not isinstance(row, dict):
+            raise InputError(f"{path}:{number}: not a JSON object")
+        objects.append((number, row))
+    return objects
