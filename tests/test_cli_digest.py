@@ -136,3 +136,13 @@ def test_plain_send_twice_mails_once_when_nothing_new_arrived(run, config, smtp)
     code, out, _ = run("--config", config, "digest", "--send", "--force")
     assert code == 0 and out.startswith("sent to 2 recipients")
     assert len(smtp.envelopes) == 2
+
+
+def test_status_reports_the_digest_just_sent(run, config, smtp):
+    import json
+
+    run("--config", config, "digest", "--send", *WINDOW)
+    code, out, _ = run("--config", config, "status", "--json")
+    last = json.loads(out)["last_digest"]
+    assert code == 0 and last["status"] == "sent"
+    assert last["window_end"].startswith(UNTIL.strftime("%Y-%m-%dT%H:%M"))

@@ -96,6 +96,17 @@ def test_status_table_shows_feed_health(tmp_path):
     assert "Missing file" in table and "failing x1 since" in table and "no such file" in table
 
 
+def test_status_shows_the_last_digest_and_the_next(tmp_path):
+    body = '[digest]\nsend_at = "07:00"\ntimezone = "UTC"\n'
+    config, _ = config_with(tmp_path, body)
+    assert "last digest: none yet; next due" in cli(config, "status").stdout
+    preview = tmp_path / "d.html"
+    cli(config, "digest", "--preview", str(preview))
+    shown = json.loads(cli(config, "status", "--json").stdout)
+    assert shown["last_digest"] is None  # a preview is not a sent digest
+    assert shown["next_digest"].endswith("T07:00:00+00:00")
+
+
 OPML = """<?xml version="1.0"?>
 <opml version="2.0"><head><title>Reader export</title></head><body>
 <outline text="Tech"><outline type="rss" text="Example AI" xmlUrl="https://ai.example.org/feed.xml"/></outline>

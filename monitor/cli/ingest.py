@@ -106,17 +106,16 @@ def status(ctx, as_json: bool) -> None:
 
     engine = _synced_engine(ctx)
     feeds, counts = feed_statuses(engine), totals(engine)
+    next_digest = _next_digest(ctx.settings)
     if as_json:
-        click.echo(json.dumps(_status_json(feeds, counts), indent=2))
+        click.echo(json.dumps(_status_json(feeds, counts, next_digest), indent=2))
         return
-    _print_status(feeds, counts, _next_digest(ctx.settings))
+    _print_status(feeds, counts, next_digest)
 
 
-def _next_digest(settings) -> datetime | None:
-    try:
-        from monitor.digest import next_send_time
-    except ImportError:  # the digest stage is optional for ingest
-        return None
+def _next_digest(settings) -> datetime:
+    from monitor.digest import next_send_time
+
     return next_send_time(settings, _now())
 
 
@@ -124,7 +123,7 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
-def _status_json(feeds, counts: dict) -> dict:
+def _status_json(feeds, counts: dict, next_digest: datetime) -> dict:
     return {
         "articles": counts["articles"],
         "feeds": [
@@ -139,10 +138,11 @@ def _status_json(feeds, counts: dict) -> dict:
         "totals": {k: v for k, v in counts.items() if k != "last_digest"},
         "last_digest": {k: _iso(v) if isinstance(v, datetime) else v for k, v in counts["last_digest"].items()}
         if counts["last_digest"] else None,
+        "next_digest": _iso(next_digest),
     }
 
 
-def _print_status(feeds, counts: dict, next_digest: datetime | None) -> None:
+def _print_status(feeds, counts: dict, next_digest: datetime) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -159,10 +159,9 @@ def _print_status(feeds, counts: dict, next_digest: datetime | None) -> None:
         f"{counts['articles']} articles in {counts['stories']} stories ({counts['untagged']} untagged); "
         f"{counts['active_feeds']} active feeds of {counts['feeds']}, {counts['failing_feeds']} failing"
     )
-    if counts["last_digest"]:
-        last = counts["last_digest"]
-        upcoming = f"; next due {next_digest:%Y-%m-%d %H:%M} UTC" if next_digest else ""
-        console.print(f"last digest: {last['status']}, window ending {last['window_end']:%Y-%m-%d %H:%M} UTC{upcoming}")
+    last = counts["last_digest"]
+    previous = f"{last['status']}, window ending {last['window_end']:%Y-%m-%d %H:%M} UTC" if last else "none yet"
+    console.print(f"last digest: {previous}; next due {next_digest:%Y-%m-%d %H:%M} UTC")
 
 
 def _health(f, now: datetime) -> str:
