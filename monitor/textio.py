@@ -22,18 +22,21 @@ def decode_text(data: bytes, name: str) -> str:
     return text
 
 
-def read_json_objects(path: Path) -> list[tuple[int, dict]]:
-    """(line number, object) for every non-blank line of a JSONL file."""
+def read_file_bytes(path: Path) -> bytes:
     try:
-        data = path.read_bytes()
+        return path.read_bytes()
     except FileNotFoundError:
         raise InputError(f"{path}: no such file") from None
     except IsADirectoryError:
         raise InputError(f"{path}: is a directory") from None
     except OSError as exc:
         raise InputError(f"{path}: cannot read: {exc.strerror or exc}") from None
+
+
+def read_json_objects(path: Path) -> list[tuple[int, dict]]:
+    """(line number, object) for every non-blank line of a JSONL file."""
     objects = []
-    for number, line in enumerate(decode_text(data, str(path)).splitlines(), 1):
+    for number, line in enumerate(decode_text(read_file_bytes(path), str(path)).splitlines(), 1):
         if not line.strip():
             continue
         try:

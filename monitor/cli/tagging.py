@@ -14,7 +14,7 @@ import click
 
 from monitor.cli import pass_ctx
 from monitor.errors import FetchError, InputError
-from monitor.textio import decode_text, read_json_objects
+from monitor.textio import decode_text, read_file_bytes, read_json_objects
 
 JSONL_CHUNK = 256  # rows per tag_texts call in `classify --jsonl`
 
@@ -162,16 +162,7 @@ def _read_text(source: str | None) -> str:
             raise InputError("nothing to classify: give a FILE, - for stdin, --url or --jsonl")
         data, name = sys.stdin.buffer.read(), "stdin"
     else:
-        path = Path(source)
-        try:
-            data = path.read_bytes()
-        except FileNotFoundError:
-            raise InputError(f"{source}: no such file") from None
-        except IsADirectoryError:
-            raise InputError(f"{source}: is a directory") from None
-        except OSError as exc:
-            raise InputError(f"{source}: cannot read: {exc.strerror}") from None
-        name = source
+        data, name = read_file_bytes(Path(source)), source
     return decode_text(data, name)
 
 
