@@ -282,13 +282,10 @@ def _full_text(app, source: FeedSource, article: ArticleRecord) -> ArticleRecord
 
 def tag_untagged(app, stop_event: threading.Event | None = None, batch_size: int = TAG_BATCH) -> tuple[int, str | None]:
     """Tag every untagged article in batches, committing each batch. Returns (tagged,
-    error); an error (no model, no classify module) leaves articles for the next cycle."""
-    try:
-        from monitor import classify
-        from monitor.storage import tags
-    except ImportError as exc:
-        log.warning("tagging skipped: %s", exc)
-        return 0, f"tagging unavailable: {exc}"
+    error); an error (e.g. no usable model) leaves articles for the next cycle."""
+    from monitor import classify
+    from monitor.storage import tags
+
     tagged, attempted = 0, set()
     try:
         while not (stop_event and stop_event.is_set()):

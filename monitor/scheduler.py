@@ -11,7 +11,6 @@ lock is released and the process exits 0.
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import signal
 import threading
@@ -66,11 +65,8 @@ class Daemon:
 
 
 def send_due_digest(app, now: datetime) -> None:
-    """Call digest.send_due_digest if the digest stage is installed; a digest failure is
-    logged and retried next tick, never fatal to polling."""
-    if importlib.util.find_spec("monitor.digest") is None:
-        log.debug("no digest stage installed (monitor/digest.py); skipping digests")
-        return
+    """digest.send_due_digest; a digest failure is logged and retried next tick, never
+    fatal to polling."""
     from monitor import digest
 
     try:
@@ -93,8 +89,6 @@ def run_daemon(app) -> int:
     _add_jobs(scheduler, daemon, settings)
     _stop_on_signals(scheduler, daemon.stop_event)
     log.info("daemon started (%s); ticking every %ds", daemon.holder, settings.tick_seconds)
-    if importlib.util.find_spec("monitor.digest") is None:
-        log.warning("no digest stage installed (monitor/digest.py): polling feeds, sending no digests")
     try:
         if not daemon.stop_event.is_set():
             scheduler.start()
