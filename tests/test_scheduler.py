@@ -71,7 +71,7 @@ class Daemon:
     def output(self) -> str:
         return self.log.read_text()
 
-    def wait_for(self, text: str, timeout: float = 60) -> None:
+    def wait_for(self, text: str, timeout: float = 180) -> None:
         deadline = time.monotonic() + timeout
         while text not in self.output():
             if self.proc.poll() is not None or time.monotonic() > deadline:
@@ -81,7 +81,7 @@ class Daemon:
     def stop(self) -> int:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(timeout=60)
+        return self.proc.wait(timeout=180)
 
 
 def daemon_config(tmp_path: Path, db_url: str, feeds: str = "") -> Path:
@@ -127,7 +127,7 @@ def test_sigterm_finishes_the_feed_in_hand_and_exits_cleanly(tmp_path, httpserve
     feeds = f'[[feeds]]\nname = "Slow"\nurl = "{httpserver.url_for("/slow.xml")}"\n'
     daemon = Daemon(daemon_config(tmp_path, db_url, feeds), tmp_path / "daemon.log")
     daemons.append(daemon)
-    assert in_hand.wait(60), daemon.output()
+    assert in_hand.wait(180), daemon.output()
     daemon.proc.send_signal(signal.SIGTERM)
 
     assert daemon.stop() == 0, daemon.output()
