@@ -48,6 +48,8 @@ class Spec:
 
 CANDIDATES: dict[str, Spec] = {
     "word-lr": Spec(),
+    "word-lr-C20": Spec(C=20.0),
+    "word-lr-C3": Spec(C=3.0),
     "word-lr-unbalanced": Spec(balanced=False),
     "word+char-lr": Spec(char=True),
     "word+ent-lr": Spec(entities=True),
@@ -58,7 +60,7 @@ CANDIDATES: dict[str, Spec] = {
     "word+char+ent-lr-fixed0.5": Spec(char=True, entities=True, thresholds="fixed"),
     "word+char+ent-lr-oof": Spec(char=True, entities=True, thresholds="oof"),
 }
-MODEL = "word-lr"
+MODEL = "word-lr-C20"
 
 
 # --- data ----------------------------------------------------------------------------

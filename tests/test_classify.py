@@ -142,9 +142,10 @@ def test_a_corrupt_artefact_is_a_model_error(tmp_path, taxonomy):
         load_classifier(artefact, card_path, taxonomy)
 
 
-# Measured with the shipped model (models/README.md): micro 0.72, macro 0.73, relevance 1.00.
-# The floors sit a little under, so a regression shows while a retrain on more data passes.
-DEV_FLOORS = {"micro_f1": 0.65, "macro_f1": 0.65, "relevance_f1": 0.93}
+# Measured with the shipped model (models/README.md): micro 0.808, macro 0.812, relevance 1.00.
+# The floors sit a little under (about three label decisions on 46 texts), so a
+# regression shows while a retrain on more data passes.
+DEV_FLOORS = {"micro_f1": 0.76, "macro_f1": 0.76, "relevance_f1": 0.95}
 
 
 @pytest.mark.skipif(not DEV.exists(), reason="shared/eval/real-news-dev.jsonl is not here")
