@@ -17,7 +17,6 @@ classifier can share one `nlp.pipe` pass.
 from __future__ import annotations
 
 import re
-import tomllib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -76,13 +75,9 @@ def _load_model(name: str, fallback: str):
 
 def load_entity_config(path: Path) -> list[dict]:
     """The [[entities]] entries of config/entities.toml, checked."""
-    try:
-        with path.open("rb") as handle:
-            raw = tomllib.load(handle)
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: entity file not found (nlp.entities_path)") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    from monitor.textio import read_toml
+
+    raw = read_toml(path, "entity file not found (nlp.entities_path)")
     entries = raw.get("entities", [])
     seen: set[str] = set()
     for index, entry in enumerate(entries):

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
 from monitor.errors import ConfigError
+from monitor.textio import read_toml
 
 FRICTION_POINT = "friction_point"
 SCENARIO = "scenario"
@@ -65,13 +65,7 @@ class Taxonomy:
 
 
 def load_taxonomy(path: Path) -> Taxonomy:
-    try:
-        with path.open("rb") as handle:
-            raw = tomllib.load(handle)
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: taxonomy file not found (model.taxonomy_path)") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    raw = read_toml(path, "taxonomy file not found (model.taxonomy_path)")
     labels = []
     for index, entry in enumerate(raw.get("labels", [])):
         try:

@@ -3,9 +3,23 @@
 from __future__ import annotations
 
 import json
+import tomllib
 from pathlib import Path
 
-from monitor.errors import InputError
+from monitor.errors import ConfigError, InputError
+
+
+def read_toml(path: Path, missing: str) -> dict:
+    """A TOML file the config names; ConfigError naming the file (and `missing` when absent)."""
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: {missing}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
 
 
 def decode_text(data: bytes, name: str) -> str:
