@@ -205,3 +205,17 @@ def test_sigkill_at_random_points_loses_nothing_and_duplicates_nothing(tmp_path,
     assert query(db_url, select(func.count()).select_from(af))[0][0] == FEEDS * (ITEMS + SHARED)
     status = json.loads(cli(config, "status", "--json").stdout)
     assert all(f["last_status"] == 200 and f["articles"] == ITEMS + SHARED for f in status["feeds"])
+
+
+def test_feeds_enable_turns_a_gone_feed_back_on(tmp_path):
+    config, db_url = config_with(tmp_path, '[[feeds]]\nname = "Gone"\nurl = "https://gone.example/rss"\n')
+    cli(config, "feeds", "list")
+    engine = open_store(db_url)
+    with engine.begin() as conn:
+        conn.execute(schema.feeds.update().values(active=False, last_status=410, last_error="HTTP 410 Gone"))
+    engine.dispose()
+    assert "inactive" in cli(config, "feeds", "list").stdout
+    assert cli(config, "feeds", "enable", "Gone").stdout.startswith("enabled Gone")
+    assert cli(config, "feeds", "list").stdout.rstrip().endswith("\tactive")
+    missing = cli(config, "feeds", "enable", "Nope", check=False)
+    assert missing.returncode == 2 and "no feed with URL or name 'Nope'" in missing.stderr

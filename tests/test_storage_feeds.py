@@ -4,6 +4,7 @@ from types import SimpleNamespace
 import pytest
 from sqlalchemy import update
 
+from monitor.errors import InputError
 from monitor.records import FetchResult
 from monitor.settings import FeedSettings
 from monitor.storage import schema
@@ -12,6 +13,7 @@ from monitor.storage.feeds import (
     due_feeds,
     feed_statuses,
     list_feeds,
+    reactivate_feed,
     redirect_state,
     sync_config_feeds,
     totals,
@@ -52,6 +54,20 @@ def test_a_gone_feed_stays_off_while_still_configured(engine):
         conn.execute(update(schema.feeds).values(active=False, last_status=410))
     sync_config_feeds(engine, [feed("Gone", "https://gone.example/rss")], NOW)
     assert due_feeds(engine, NOW, HOUR, only_due=False) == []
+
+
+def test_enabling_a_gone_feed_makes_it_due_and_keeps_it_on(engine):
+    sync_config_feeds(engine, [feed("Gone", "https://gone.example/rss")], NOW)
+    with engine.begin() as conn:
+        conn.execute(update(schema.feeds).values(active=False, last_status=410, error_count=3,
+                                                 last_error="HTTP 410", next_poll_at=NOW + HOUR))
+    assert reactivate_feed(engine, "https://gone.example/rss") == "Gone"
+    sync_config_feeds(engine, [feed("Gone", "https://gone.example/rss")], NOW)  # the next start
+    assert [s.name for s in due_feeds(engine, NOW, HOUR)] == ["Gone"]
+    state = by_url(engine)["https://gone.example/rss"]
+    assert state.active and state.error_count == 0 and state.last_error is None
+    with pytest.raises(InputError, match="no feed with URL or name 'Nope'"):
+        reactivate_feed(engine, "Nope")
 
 
 def test_due_feeds_follow_next_poll_time(engine):

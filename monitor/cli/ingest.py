@@ -226,6 +226,16 @@ def feeds_export(ctx, path: Path | None) -> None:
     click.echo(f"wrote {len(feeds)} feeds to {path}", err=True)
 
 
+@feeds_group.command("enable")
+@click.argument("feed")
+@pass_ctx
+def feeds_enable(ctx, feed: str) -> None:
+    """Poll FEED (a URL or name) again after it was deactivated, e.g. by a 410 Gone."""
+    from monitor.storage.feeds import reactivate_feed
+
+    click.echo(f"enabled {reactivate_feed(_synced_engine(ctx), feed)}; it is due at the next poll")
+
+
 @feeds_group.command("list")
 @pass_ctx
 def feeds_list(ctx) -> None:

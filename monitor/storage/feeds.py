@@ -102,6 +102,23 @@ def add_feeds(
     return added, skipped
 
 
+def reactivate_feed(engine: Engine, name_or_url: str) -> str:
+    """Poll a deactivated feed again (after a 410, or one dropped from the config and
+    re-added): clears its error state so it is due at once. Returns the feed's name."""
+    from monitor.errors import InputError
+
+    with engine.begin() as conn:
+        row = conn.execute(
+            select(feeds.c.id, feeds.c.name).where((feeds.c.url == name_or_url) | (feeds.c.name == name_or_url))
+        ).first()
+        if row is None:
+            raise InputError(f"no feed with URL or name {name_or_url!r} (see `tension-monitor feeds list`)")
+        conn.execute(update(feeds).where(feeds.c.id == row.id).values(
+            active=True, last_status=None, last_error=None, error_count=0, failing_since=None, next_poll_at=None,
+        ))
+    return row.name
+
+
 def list_feeds(engine: Engine, active_only: bool = False) -> list[tuple[str, str, str, bool]]:
     """(name, url, origin, active) for every feed, by name."""
     query = select(feeds.c.name, feeds.c.url, feeds.c.origin, feeds.c.active).order_by(feeds.c.name)
