@@ -14,6 +14,7 @@ import ipaddress
 import logging
 import random
 import socket
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
@@ -395,7 +396,9 @@ def _checked_address(url: str, host: str, port: int, settings: FetchSettings) ->
     if not host:
         raise _Failure(f"{url}: no host in URL")
     try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        infos = _resolve(host, port, settings.connect_timeout)
+    except TimeoutError:
+        raise _Failure(f"{url}: cannot resolve {host}: no answer within {settings.connect_timeout:g} s") from None
     except (socket.gaierror, UnicodeError) as exc:
         raise _Failure(f"{url}: cannot resolve {host}: {exc}") from None
     addresses = [ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos]
@@ -405,6 +408,28 @@ def _checked_address(url: str, host: str, port: int, settings: FetchSettings) ->
                 raise _Failure(f"{url}: refusing {reason} address {address} (set fetch.allow_private_addresses to allow)")
     # IPv4 first: without happy-eyeballs, an unreachable IPv6 route would fail the fetch.
     return str(min(addresses, key=lambda address: address.version))
+
+
+def _resolve(host: str, port: int, timeout: float) -> list:
+    """getaddrinfo with a deadline: it has no timeout of its own, and a stuck resolver must
+    not hang `classify --url` or a full-text fetch. The lookup runs in a daemon thread we
+    stop waiting for (it cannot be cancelled, but it cannot keep the process alive)."""
+    outcome: dict = {}
+
+    def lookup() -> None:
+        try:
+            outcome["infos"] = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except BaseException as exc:  # handed to the caller below
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=lookup, name=f"resolve {host}", daemon=True)
+    worker.start()
+    worker.join(timeout)
+    if worker.is_alive():
+        raise TimeoutError(host)
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["infos"]
 
 
 def _non_public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:

@@ -364,6 +364,13 @@ def test_fetch_page_refuses_non_public_addresses(url, reason):
     assert str(caught.value).startswith(url)
 
 
+def test_fetch_page_gives_up_on_a_resolver_that_never_answers(monkeypatch):
+    # The OS resolver stands still (a dead DNS server); nothing leaves the machine.
+    monkeypatch.setattr("socket.getaddrinfo", lambda *args, **kwargs: time.sleep(30))
+    with pytest.raises(FetchError, match=r"cannot resolve news\.invalid: no answer within 0\.5 s"):
+        fetch_page("http://news.invalid/story", settings(connect_timeout=0.5))
+
+
 @pytest.mark.parametrize("url", ["file:///etc/passwd", "ftp://127.0.0.1/x", "javascript:alert(1)"])
 def test_fetch_page_refuses_other_schemes_even_when_private_allowed(url):
     with pytest.raises(FetchError, match=r"not an http\(s\) URL"):
