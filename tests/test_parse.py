@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from monitor.parse import canonical_url, content_hash, extract_article_text, html_to_text, parse_feed
+from monitor.normalize import canonical_url, content_hash, html_to_text
+from monitor.parse import extract_article_text, parse_feed
 from monitor.records import FetchResult
 from tests.conftest import REAL_FEEDS
 
