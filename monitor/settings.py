@@ -11,7 +11,6 @@ the config file's folder, which is the repo root for ``config/*.toml``.
 from __future__ import annotations
 
 import os
-import tomllib
 from collections.abc import Mapping
 from datetime import time
 from pathlib import Path
@@ -21,6 +20,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from monitor.errors import ConfigError
+from monitor.textio import read_toml
 
 CONFIG_ENV = "TENSION_MONITOR_CONFIG"
 DEFAULT_CONFIG = Path("config/monitor.toml")
@@ -167,7 +167,7 @@ def config_path(explicit: str | None, environ: Mapping[str, str]) -> Path:
 def load_settings(path: Path, environ: Mapping[str, str] | None = None) -> Settings:
     """Read, validate and complete the settings; one-line ConfigError on any problem."""
     environ = os.environ if environ is None else environ
-    raw = _read_toml(path)
+    raw = read_toml(path, f"config file not found (use --config or {CONFIG_ENV})")
     _refuse_inline_secrets(path, raw)
     raw.setdefault("root", str(path.resolve().parent.parent))
     raw["root"] = str((path.resolve().parent / raw["root"]).resolve())
@@ -179,18 +179,6 @@ def load_settings(path: Path, environ: Mapping[str, str] | None = None) -> Setti
     _check_feed_names(path, settings)
     _resolve_file_feeds(settings)
     return settings
-
-
-def _read_toml(path: Path) -> dict:
-    try:
-        with path.open("rb") as handle:
-            return tomllib.load(handle)
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: config file not found (use --config or {CONFIG_ENV})") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
 
 
 def _refuse_inline_secrets(path: Path, raw: dict) -> None:
