@@ -105,10 +105,19 @@ class TagResult:
     thresholds: dict[str, float]
     model_version: str
     truncated: bool = False  # the text was cut at nlp.max_chars
+    # Labels whose score lies inside the review band around their threshold
+    # (|score - threshold| <= review_band), most uncertain first: the model could go
+    # either way on them, so an analyst should look.
+    review: list[str] = field(default_factory=list)
+    uncertainty: float = 0.0  # 1 - min |score - threshold| / band over `review`; 0 when none
 
     @property
     def relevant(self) -> bool:
         return bool(self.labels)
+
+    @property
+    def needs_review(self) -> bool:
+        return bool(self.review)
 
     def to_json(self) -> dict:
         """Exactly the `classify --json` / POST /api/classify shape (more keys may follow)."""
@@ -122,6 +131,9 @@ class TagResult:
             "thresholds": {k: round(v, 4) for k, v in self.thresholds.items()},
             "evidence": self.evidence,
             "truncated": self.truncated,
+            "needs_review": self.needs_review,
+            "review": self.review,
+            "uncertainty": round(self.uncertainty, 4),
         }
 
 
