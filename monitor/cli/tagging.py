@@ -304,7 +304,7 @@ def _print_moves(console, report, model_version: str, taxonomy) -> None:
 @click.option("--output", "output", type=click.Path(dir_okay=False, path_type=Path), help="Write here (default: stdout).")
 @pass_ctx
 def export(ctx, fmt: str, since: str | None, output: Path | None) -> None:
-    """Export stored articles with effective labels, scores and entities."""
+    """Export stored articles with effective labels, scores, entities and review flags."""
     from monitor.storage.tags import export_articles
 
     rows = export_articles(ctx.app.engine, _parse_since(since))
@@ -341,7 +341,8 @@ def _write_csv(handle, rows, label_ids: list[str]) -> int:
 
     writer = csv.writer(handle)
     writer.writerow(["id", "published_at", "title", "url", "source", "relevant", "labels", "corrected",
-                     *[f"score_{label}" for label in label_ids], "entities", "model_version"])
+                     *[f"score_{label}" for label in label_ids], "entities", "model_version",
+                     "needs_review", "review_labels", "review_uncertainty"])
     count = 0
     for row in rows:
         writer.writerow([
@@ -349,6 +350,8 @@ def _write_csv(handle, rows, label_ids: list[str]) -> int:
             ";".join(row["labels"]), ";".join(f"{k}:{v}" for k, v in row["corrected"].items()),
             *[row["scores"].get(label, "") for label in label_ids],
             ";".join(e["id"] or e["text"] for e in row["entities"]), row["model_version"] or "",
+            row["needs_review"], ";".join(row["review_labels"]),
+            "" if row["review_uncertainty"] is None else row["review_uncertainty"],
         ])
         count += 1
     return count

@@ -5,6 +5,9 @@ candidate texts for "similar stories". Writes go through the tagging stage
 The list shows each near-duplicate cluster once: a row is the earliest article (lowest
 id) of its cluster that matches the filters, and the rest of the cluster shows as
 "also in".
+
+The review queue lists every article with an undecided review-band label, most uncertain
+first (ix_articles_review); decisions are corrections (storage.tags.apply_correction).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from sqlalchemy import Engine, and_, distinct, exists, func, select
 
 from monitor.records import Entity, StoredArticle
 from monitor.storage import schema
+from monitor.storage.tags import review_label_ids
 
 A = schema.articles
 AL = schema.article_labels
@@ -31,6 +35,7 @@ class ArticleFilter:
     until: datetime | None = None  # exclusive
     relevant: bool | None = None
     q: str | None = None  # case-insensitive title substring
+    needs_review: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -45,11 +50,14 @@ class ArticleRow:
     labels: list[str]
     analyst_labels: list[str]  # the subset of labels an analyst added
     also_in: list[str]
+    needs_review: bool = False
 
 
 @dataclass(frozen=True)
 class ArticlePage:
-    rows: list[ArticleRow]
+    """One page of the article list (ArticleRow) or of the review queue (ReviewItem)."""
+
+    rows: list[ArticleRow] | list[ReviewItem]
     page: int
     page_size: int
     total: int  # capped at COUNT_CAP
@@ -74,6 +82,11 @@ class ArticleDetail:
     predicted: set[str]  # what the model said, before corrections
     corrections: list[CorrectionRow] = field(default_factory=list)  # newest first
     feeds: list[str] = field(default_factory=list)
+    review_labels: list[str] = field(default_factory=list)  # undecided review-band labels, most uncertain first
+
+    @property
+    def needs_review(self) -> bool:
+        return bool(self.review_labels)
 
 
 @dataclass(frozen=True)
@@ -123,6 +136,8 @@ def _matches(a, f: ArticleFilter, label_joined: bool = False) -> list:
         conds.append(a.c.published_at < f.until)
     if f.relevant is not None:
         conds.append(a.c.relevant.is_(f.relevant))
+    if f.needs_review is not None:
+        conds.append(a.c.needs_review.is_(f.needs_review))
     if f.q:
         pattern = "%" + f.q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         conds.append(a.c.title.ilike(pattern, escape="\\"))
@@ -152,7 +167,7 @@ def _rows(conn, ids: list[int]) -> list[ArticleRow]:
             feed_name=by_id[i]["feed_name"], published_at=by_id[i]["published_at"],
             relevant=by_id[i]["relevant"], labels=[lab for lab, _ in labels.get(i, [])],
             analyst_labels=[lab for lab, origin in labels.get(i, []) if origin == "analyst"],
-            also_in=also.get(i, []),
+            also_in=also.get(i, []), needs_review=bool(by_id[i]["needs_review"]),
         )
         for i in ids
     ]
@@ -210,6 +225,7 @@ def get_article(engine: Engine, article_id: int) -> ArticleDetail | None:
         return ArticleDetail(
             article=article, predicted={s.label_id for s in scores if s.predicted},
             corrections=corrections, feeds=_feed_names(conn, article_id),
+            review_labels=review_label_ids(row["review_labels"]),
         )
 
 
@@ -302,3 +318,65 @@ def similarity_candidates(engine: Engine, limit: int, text_chars: int = 1500) ->
     )
     with engine.connect() as conn:
         return [Candidate(*row) for row in conn.execute(stmt)]
+
+
+# --- the review queue ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReviewLabel:
+    label_id: str
+    score: float
+    predicted: bool  # the model tagged it (and no analyst has decided it yet)
+
+
+@dataclass(frozen=True)
+class ReviewItem:
+    id: int
+    title: str
+    url: str
+    source: str | None
+    published_at: datetime
+    uncertainty: float  # 0..1, higher = a band label closer to its threshold
+    labels: list[ReviewLabel]  # undecided band labels, most uncertain first
+
+
+def _flagged():
+    return select(A.c.id).where(A.c.needs_review.is_(True))
+
+
+def review_count(engine: Engine) -> int:
+    """Articles waiting for review, counted up to COUNT_CAP + 1 (shown as "1000+")."""
+    with engine.connect() as conn:
+        return conn.execute(select(func.count()).select_from(_flagged().limit(COUNT_CAP + 1).subquery())).scalar_one()
+
+
+def review_queue(engine: Engine, page: int, page_size: int) -> ArticlePage:
+    """Flagged articles, most uncertain first (ties: newest first), with their band labels' scores."""
+    stmt = (
+        select(A.c.id, A.c.title, A.c.url, A.c.source, A.c.published_at, A.c.review_uncertainty, A.c.review_labels)
+        .where(A.c.needs_review.is_(True))
+        .order_by(A.c.review_uncertainty.desc(), A.c.published_at.desc(), A.c.id.desc())
+        .limit(page_size).offset((page - 1) * page_size)
+    )
+    with engine.connect() as conn:
+        rows = conn.execute(stmt).all()
+        scores = _scores_by_article(conn, [r.id for r in rows])
+    total = review_count(engine)
+    items = [
+        ReviewItem(r.id, r.title, r.url, r.source, r.published_at, r.review_uncertainty or 0.0, [
+            ReviewLabel(label, *scores.get(r.id, {}).get(label, (0.0, False))) for label in review_label_ids(r.review_labels)
+        ])
+        for r in rows
+    ]
+    return ArticlePage(items, page, page_size, min(total, COUNT_CAP), total > COUNT_CAP)
+
+
+def _scores_by_article(conn, ids: list[int]) -> dict[int, dict[str, tuple[float, bool]]]:
+    s = schema.article_scores
+    out: dict[int, dict[str, tuple[float, bool]]] = {}
+    if ids:
+        for article_id, label, score, predicted in conn.execute(
+                select(s.c.article_id, s.c.label_id, s.c.score, s.c.predicted).where(s.c.article_id.in_(ids))):
+            out.setdefault(article_id, {})[label] = (score, bool(predicted))
+    return out

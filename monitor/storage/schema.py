@@ -22,6 +22,7 @@ from sqlalchemy import (
     Table,
     Text,
     TypeDecorator,
+    false,
 )
 
 metadata = MetaData(
@@ -104,11 +105,17 @@ articles = Table(
     Column("relevant", Boolean),  # effective relevance (any effective label); NULL until tagged
     Column("model_version", String(64)),
     Column("tagged_at", UTC_DATETIME),
+    # The review band: labels the model could go either way on and no analyst has decided
+    # yet (comma-separated ids, most uncertain first), and how close the closest one is.
+    Column("needs_review", Boolean, nullable=False, default=False, server_default=false()),
+    Column("review_labels", Text),
+    Column("review_uncertainty", Float),
     Index("ix_articles_published_at", "published_at"),
     Index("ix_articles_fetched_at", "fetched_at"),
     Index("ix_articles_relevant_published", "relevant", "published_at"),
     Index("ix_articles_cluster_id", "cluster_id"),
     Index("ix_articles_guid", "guid"),
+    Index("ix_articles_review", "needs_review", "review_uncertainty"),  # the review queue, most uncertain first
 )
 
 # Every feed an article appeared in (the same item in two feeds is stored once).

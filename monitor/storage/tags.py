@@ -4,6 +4,12 @@ Effective labels = the model's labels with the analyst's corrections applied: fo
 label the latest correction (add or remove) wins over the model, now and after every
 re-tag. `articles.relevant` is "any effective label". Corrections are kept as history
 (who, when) and feed the next `train` (`corrections_for_training`).
+
+The review band: a tagging flags the labels whose score is near their threshold
+(`TagResult.review`); `articles.review_labels` keeps those no analyst has decided yet,
+and `needs_review` is true while any remain. Any correction of a label (the review
+queue's accept = add, reject = remove, or the article page, or `label`) decides it, now
+and in every later re-tag.
 """
 
 from __future__ import annotations
@@ -44,10 +50,25 @@ def save_tags(conn, article_id: int, tag: TagResult, published_at: datetime) -> 
              "mentions": getattr(e, "mentions", 1)}
             for e in tag.entities
         ])
-    effective = _write_effective(conn, article_id, tag.labels, published_at)
+    actions = _latest_actions(conn, article_id)
+    effective = _write_effective(conn, article_id, tag.labels, published_at, actions)
     conn.execute(update(a).where(a.c.id == article_id).values(
-        relevant=bool(effective), model_version=tag.model_version, tagged_at=_now()))
+        relevant=bool(effective), model_version=tag.model_version, tagged_at=_now(),
+        **_review_values(tag.review, tag.uncertainty, decided=set(actions))))
     return effective
+
+
+def review_label_ids(stored: str | None) -> list[str]:
+    """`articles.review_labels` as a list, most uncertain first."""
+    return [label for label in (stored or "").split(",") if label]
+
+
+def _review_values(review: Sequence[str], uncertainty: float | None, decided: set[str]) -> dict:
+    """The review columns of an article: band labels an analyst has decided leave the band.
+    The uncertainty stays the tagging's (its closest label) while any band label is left."""
+    left = [label for label in review if label not in decided]
+    return {"needs_review": bool(left), "review_labels": ",".join(left) or None,
+            "review_uncertainty": float(uncertainty) if left and uncertainty is not None else None}
 
 
 def _latest_actions(conn, article_id: int) -> dict[str, str]:
@@ -58,10 +79,10 @@ def _latest_actions(conn, article_id: int) -> dict[str, str]:
     return {label: action for label, action in rows}
 
 
-def _write_effective(conn, article_id: int, model_labels: Sequence[str], published_at: datetime) -> list[str]:
+def _write_effective(conn, article_id: int, model_labels: Sequence[str], published_at: datetime,
+                     actions: dict[str, str]) -> list[str]:
     from monitor.taxonomy import LABEL_IDS
 
-    actions = _latest_actions(conn, article_id)
     added = {label for label, action in actions.items() if action == "add"}
     removed = {label for label, action in actions.items() if action == "remove"}
     effective = [label for label in LABEL_IDS if (label in model_labels or label in added) and label not in removed]
@@ -117,7 +138,8 @@ def effective_labels(conn, ids: Sequence[int]) -> dict[int, list[str]]:
 
 
 def apply_correction(engine: Engine, article_id: int, add: list[str], remove: list[str], author: str, taxonomy) -> list[str]:
-    """Store an analyst's correction and return the article's effective labels."""
+    """Store an analyst's correction and return the article's effective labels. The
+    corrected labels leave the article's review band (decided)."""
     add, remove = list(dict.fromkeys(add)), list(dict.fromkeys(remove))
     unknown = [label for label in add + remove if label not in taxonomy]
     if unknown:
@@ -129,7 +151,8 @@ def apply_correction(engine: Engine, article_id: int, add: list[str], remove: li
         raise InputError("nothing to change: give --add and/or --remove with a label id")
     author = (author or "").strip() or "analyst"
     with engine.begin() as conn:
-        row = conn.execute(select(a.c.published_at).where(a.c.id == article_id)).first()
+        row = conn.execute(select(a.c.published_at, a.c.review_labels, a.c.review_uncertainty)
+                           .where(a.c.id == article_id)).first()
         if row is None:
             raise InputError(f"no article with id {article_id}")
         now = _now()
@@ -141,8 +164,9 @@ def apply_correction(engine: Engine, article_id: int, add: list[str], remove: li
             label for (label,) in conn.execute(
                 select(scores_t.c.label_id).where(scores_t.c.article_id == article_id, scores_t.c.predicted.is_(True)))
         ]
-        effective = _write_effective(conn, article_id, model_labels, row.published_at)
-        conn.execute(update(a).where(a.c.id == article_id).values(relevant=bool(effective)))
+        effective = _write_effective(conn, article_id, model_labels, row.published_at, _latest_actions(conn, article_id))
+        review = _review_values(review_label_ids(row.review_labels), row.review_uncertainty, decided=set(add + remove))
+        conn.execute(update(a).where(a.c.id == article_id).values(relevant=bool(effective), **review))
     return effective
 
 
@@ -230,7 +254,10 @@ def export_articles(engine: Engine, since: datetime | None = None, batch_size: i
                 "relevant": row["relevant"], "labels": extra["labels"].get(row["id"], []),
                 "corrected": extra["corrected"].get(row["id"], {}),
                 "scores": extra["scores"].get(row["id"], {}), "entities": extra["entities"].get(row["id"], []),
-                "model_version": row["model_version"], "cluster_id": row["cluster_id"], "text": row["text"],
+                "model_version": row["model_version"], "cluster_id": row["cluster_id"],
+                "needs_review": row["needs_review"], "review_labels": review_label_ids(row["review_labels"]),
+                "review_uncertainty": None if row["review_uncertainty"] is None else round(row["review_uncertainty"], 4),
+                "text": row["text"],
             }
         last = ids[-1]
 
