@@ -462,3 +462,98 @@ def test_bar_chart_scales_to_the_busiest_day():
     chart = bar_chart([0, 2, 4], date(2026, 3, 3), width=30, height=40)
     assert [b.count for b in chart.bars] == [0, 2, 4] and chart.bars[0].height == 0
     assert chart.bars[2].height == 38 and chart.bars[1].height == 19 and chart.first_day == date(2026, 3, 1)
+
+
+# --- the review queue ------------------------------------------------------------------
+
+
+def queue_titles(html: str) -> list[str]:
+    return re.findall(r'class="title" href="/articles/\d+">(.*?)</a>', html)
+
+
+def test_review_queue_lists_flagged_stories_most_uncertain_first(app, client):
+    from tests.test_storage_review import seed_flagged
+
+    seed_flagged(app.engine)
+    page = client.get("/review")
+    assert page.status_code == 200 and ">Review (3)</a>" in page.text  # the nav counts what waits
+    assert queue_titles(page.text) == ["Very unsure: cloud or talent", "Unsure about regulation", "Mildly unsure about cloud"]
+    assert ">Review (3)</a>" in client.get("/").text  # on every page
+    cloud = app.classifier.thresholds["cloud"]
+    assert f"52% <span class=\"muted\">/ {round(100 * cloud)}%</span>" in page.text  # score vs the model's threshold
+    assert 'aria-label="Accept Talent wars for Very unsure: cloud or talent"' in page.text
+    assert "not tagged by the model" in page.text
+
+
+def test_review_accept_and_reject_through_the_form(app, client):
+    from tests.test_storage_review import seed_flagged
+
+    ids = seed_flagged(app.engine)
+    token = csrf_of(client, "/review")
+    accepted = client.post(f"/review/{ids[1]}", data={"label": "talent", "decision": "accept", "analyst": "Priya",
+                                                       "page": "1", "csrf": token})
+    assert accepted.status_code == 200 and str(accepted.url).split("?")[0].endswith("/review")  # back to the queue
+    assert "Saved: accepted Talent wars." in accepted.text
+    assert queue_titles(accepted.text)[0] == "Very unsure: cloud or talent"  # cloud is still undecided
+    rejected = client.post(f"/review/{ids[1]}", data={"label": "cloud", "decision": "reject", "page": "1", "csrf": token})
+    assert queue_titles(rejected.text) == ["Unsure about regulation", "Mildly unsure about cloud"]  # the next item leads
+    assert ">Review (2)</a>" in rejected.text
+    with app.engine.connect() as conn:
+        rows = conn.execute(select(schema.corrections.c.label_id, schema.corrections.c.action, schema.corrections.c.author)
+                            .order_by(schema.corrections.c.id)).all()
+        labels = set(conn.execute(select(schema.article_labels.c.label_id).where(schema.article_labels.c.article_id == ids[1])).scalars())
+    assert [tuple(r) for r in rows] == [("talent", "add", "Priya"), ("cloud", "remove", "Priya")]
+    assert labels == {"talent"}
+
+
+def test_review_decisions_need_a_csrf_token_and_good_input(app, client):
+    from tests.test_storage_review import seed_flagged
+
+    ids = seed_flagged(app.engine)
+    token = csrf_of(client, "/review")
+    forged = client.post(f"/review/{ids[1]}", data={"label": "cloud", "decision": "accept", "csrf": "f" * 64})
+    assert forged.status_code == 403 and "expired" in forged.text
+    assert client.post(f"/review/{ids[1]}", data={"label": "cloud", "decision": "maybe", "csrf": token}).status_code == 422
+    assert client.post(f"/review/{ids[1]}", data={"label": "bogus", "decision": "accept", "csrf": token}).status_code == 422
+    assert client.post("/review/999999", data={"label": "cloud", "decision": "accept", "csrf": token}).status_code == 404
+    assert count(app, schema.corrections) == 0 and ">Review (3)</a>" in client.get("/review").text
+    assert client.get("/review?page=abc").status_code == 422
+
+
+def test_article_page_shows_thresholds_and_the_review_badge(app, client):
+    from tests.test_storage_review import seed_flagged
+
+    ids = seed_flagged(app.engine)
+    page = client.get(f"/articles/{ids[1]}")
+    thresholds = app.classifier.thresholds
+    for label in ("cloud", "talent", "regulation"):
+        assert f"threshold {round(100 * thresholds[label])}%" in page.text
+    assert 'data-testid="needs-review"' in page.text
+    assert re.search(r'class="on in-review" data-label="cloud"', page.text)
+    assert 'data-testid="needs-review"' not in client.get(f"/articles/{ids[3]}").text
+
+
+def test_articles_list_filters_and_marks_stories_that_need_review(app, client):
+    from tests.test_storage_review import seed_flagged
+
+    seed_flagged(app.engine)
+    flagged = client.get("/articles?review=yes").text
+    assert sorted(queue_titles(flagged)) == ["Mildly unsure about cloud", "Unsure about regulation", "Very unsure: cloud or talent"]
+    assert flagged.count('class="badge badge-review"') == 3
+    assert queue_titles(client.get("/articles?review=no").text) == ["Clearly cloud"]
+    assert client.get("/articles?review=perhaps").status_code == 422
+
+
+def test_api_review_queue_and_decision(app, client):
+    from tests.test_storage_review import seed_flagged
+
+    ids = seed_flagged(app.engine)
+    body = client.get("/api/review").json()
+    assert [item["id"] for item in body["items"]] == [ids[1], ids[2], ids[0]] and body["total"] == 3
+    assert body["items"][0]["labels"][0] == {"id": "cloud", "score": 0.52, "threshold": app.classifier.thresholds["cloud"],
+                                             "predicted": True}
+    done = client.post(f"/api/review/{ids[2]}", json={"label": "regulation", "decision": "accept", "author": "bot"})
+    assert done.status_code == 200 and done.json() == {"id": ids[2], "labels": ["regulation"]}
+    assert [item["id"] for item in client.get("/api/review").json()["items"]] == [ids[1], ids[0]]
+    assert client.post(f"/api/review/{ids[1]}", json={"label": "cloud", "decision": "maybe"}).status_code == 422
+    assert client.get("/api/articles?needs_review=true").json()["total"] == 2

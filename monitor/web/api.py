@@ -7,7 +7,9 @@ a malformed body. Errors are `{"detail": "<one line>"}`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, datetime
+from typing import Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
@@ -92,14 +94,23 @@ class ArticleOut(BaseModel):
     labels: list[str]
     analyst_labels: list[str]
     also_in: list[str]
+    needs_review: bool = Field(description="a label's score is near its threshold and no analyst has decided it")
 
 
-class ArticlesOut(BaseModel):
+class PageOut(BaseModel):
     page: int
     page_size: int
     total: int = Field(description=f"matching stories, counted up to {browse.COUNT_CAP}")
     total_capped: bool
     next_page: int | None
+
+    @staticmethod
+    def fields(result: browse.ArticlePage) -> dict:
+        return {"page": result.page, "page_size": result.page_size, "total": result.total,
+                "total_capped": result.total_capped, "next_page": result.page + 1 if result.has_next else None}
+
+
+class ArticlesOut(PageOut):
     items: list[ArticleOut]
 
 
@@ -112,18 +123,18 @@ def articles(
     q: str | None = Query(None, max_length=200, description="title contains (case-insensitive)"),
     feed: int | None = Query(None, description="a feed id"),
     relevant: bool | None = Query(None),
+    needs_review: bool | None = Query(None, description="only stories waiting for review (true) or not (false)"),
     page: int = Query(1, ge=1),
 ) -> ArticlesOut:
     """Stored stories, newest first, each near-duplicate cluster once."""
     app = request.app.state.monitor
     try:
-        filters = service.article_filter(app, label, feed, since, until, relevant, q)
+        filters = service.article_filter(app, label, feed, since, until, relevant, q, needs_review)
     except MonitorError as exc:
         raise HTTPException(status_for(exc), str(exc)) from None
     result = browse.list_articles(app.engine, filters, page, app.settings.web.page_size)
     items = [ArticleOut(feed=row.feed_name, **{k: v for k, v in vars(row).items() if k != "feed_name"}) for row in result.rows]
-    return ArticlesOut(page=page, page_size=result.page_size, total=result.total, total_capped=result.total_capped,
-                       next_page=page + 1 if result.has_next else None, items=items)
+    return ArticlesOut(**PageOut.fields(result), items=items)
 
 
 class LabelsIn(BaseModel):
@@ -142,8 +153,64 @@ class LabelsOut(BaseModel):
 def correct(request: Request, article_id: int, body: LabelsIn) -> LabelsOut:
     """Add or remove labels as an analyst correction (the same effect as `tension-monitor label`)."""
     app = request.app.state.monitor
+    return _corrected(article_id, lambda: service.correct_labels(app, article_id, body.add, body.remove, body.author))
+
+
+def _corrected(article_id: int, correct: Callable[[], list[str]]) -> LabelsOut:
+    """Run a correction; a user-caused problem becomes its HTTP status."""
     try:
-        labels = service.correct_labels(app, article_id, body.add, body.remove, body.author)
+        labels = correct()
     except MonitorError as exc:
         raise HTTPException(status_for(exc), str(exc)) from None
     return LabelsOut(id=article_id, labels=labels)
+
+
+class ReviewLabelOut(BaseModel):
+    id: str
+    score: float
+    threshold: float | None = Field(description="the current model's threshold for the label")
+    predicted: bool = Field(description="the model tagged the story with it")
+
+
+class ReviewItemOut(BaseModel):
+    id: int
+    title: str
+    url: str
+    source: str | None
+    published_at: datetime
+    uncertainty: float = Field(description="0..1, higher = a label closer to its threshold")
+    labels: list[ReviewLabelOut] = Field(description="undecided labels near their threshold, most uncertain first")
+
+
+class ReviewOut(PageOut):
+    items: list[ReviewItemOut]
+
+
+@router.get("/review", response_model=ReviewOut)
+def review(request: Request, page: int = Query(1, ge=1)) -> ReviewOut:
+    """The review queue: stories with a label the model could go either way on, most uncertain first."""
+    app = request.app.state.monitor
+    result = browse.review_queue(app.engine, page, app.settings.web.page_size)
+    thresholds = service.thresholds(app)
+    items = [
+        ReviewItemOut(id=item.id, title=item.title, url=item.url, source=item.source, published_at=item.published_at,
+                      uncertainty=round(item.uncertainty, 4), labels=[
+                          ReviewLabelOut(id=b.label_id, score=round(b.score, 4), threshold=thresholds.get(b.label_id),
+                                         predicted=b.predicted) for b in item.labels])
+        for item in result.rows
+    ]
+    return ReviewOut(**PageOut.fields(result), items=items)
+
+
+class DecisionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    label: str = Field(description="a label id from the item's `labels`")
+    decision: Literal["accept", "reject"] = Field(description="accept: the story carries the label; reject: it does not")
+    author: str = Field("analyst", max_length=60, description="who decided")
+
+
+@router.post("/review/{article_id}", dependencies=[Depends(require_json)], response_model=LabelsOut)
+def decide(request: Request, article_id: int, body: DecisionIn) -> LabelsOut:
+    """Accept or reject a review label: stored as an analyst correction (add or remove)."""
+    app = request.app.state.monitor
+    return _corrected(article_id, lambda: service.review_decision(app, article_id, body.label, body.decision, body.author))

@@ -44,11 +44,16 @@ def render(request: Request, name: str, status: int = 200, **context) -> Respons
         "taxonomy": app.taxonomy,
         "analyst": analyst_of(request),
         "nav": context.get("nav", ""),
+        "review_count": _capped(browse.review_count(app.engine)),
     }
     response = request.app.state.templates.TemplateResponse(request, name, context, status_code=status)
     if CSRF_COOKIE not in request.cookies:
         response.set_cookie(CSRF_COOKIE, nonce, httponly=True, samesite="strict", path="/")
     return response
+
+
+def _capped(count: int) -> str:
+    return f"{browse.COUNT_CAP}+" if count > browse.COUNT_CAP else str(count)
 
 
 def analyst_of(request: Request) -> str:
@@ -119,13 +124,13 @@ def _paste_view(app, result: service.Classified) -> dict:
 
 @router.get("/articles")
 def articles(request: Request, label: str = "", feed: str = "", since: str = "", until: str = "",
-             relevant: str = "", q: str = "", page: str = "1"):
+             relevant: str = "", review: str = "", q: str = "", page: str = "1"):
     app = request.app.state.monitor
-    form = {"label": label, "feed": feed, "since": since, "until": until, "relevant": relevant, "q": q}
+    form = {"label": label, "feed": feed, "since": since, "until": until, "relevant": relevant, "review": review, "q": q}
     feeds = browse.feed_choices(app.engine)
     try:
         filters = service.article_filter(app, label, _int(feed, "feed"), _date(since, "from"), _date(until, "to"),
-                                         _relevant(relevant), q)
+                                         _yes_no(relevant, "relevant"), q, _yes_no(review, "review"))
         result = browse.list_articles(app.engine, filters, _page(page), app.settings.web.page_size)
     except InputError as exc:
         return render(request, "articles.html", status_for(exc), nav="articles", form=form, feeds=feeds, result=None, error=str(exc))
@@ -150,10 +155,10 @@ def _date(value: str, name: str) -> date | None:
         raise InputError(f"{name}: not a date (YYYY-MM-DD): {value[:40]!r}") from None
 
 
-def _relevant(value: str) -> bool | None:
+def _yes_no(value: str, name: str) -> bool | None:
     choices = {"": None, "yes": True, "no": False}
     if value not in choices:
-        raise InputError(f"relevant: must be yes, no or empty, not {value[:20]!r}")
+        raise InputError(f"{name}: must be yes, no or empty, not {value[:20]!r}")
     return choices[value]
 
 
@@ -181,8 +186,8 @@ def article(request: Request, article_id: int):
 
 def _article_view(app, detail: browse.ArticleDetail) -> dict:
     a = detail.article
-    on = set(a.labels)
-    rows = {kind: present.score_rows(app.taxonomy, kind, a.scores, {}, on) for kind in (FRICTION_POINT, SCENARIO)}
+    on, thresholds = set(a.labels), service.thresholds(app)
+    rows = {kind: present.score_rows(app.taxonomy, kind, a.scores, thresholds, on) for kind in (FRICTION_POINT, SCENARIO)}
     latest: dict[str, browse.CorrectionRow] = {}
     for correction in detail.corrections:  # newest first: the first per label is what holds now
         latest.setdefault(correction.label_id, correction)
@@ -194,17 +199,54 @@ def article_label(request: Request, article_id: int, label: str = Form(""), acti
                   analyst: str = Form(""), csrf: str = Form("")):
     if not csrf_ok(request, csrf):
         return error_page(request, 403, CSRF_MESSAGE)
-    app = request.app.state.monitor
-    if action not in ("add", "remove"):
-        return error_page(request, 422, f"action must be add or remove, not {action[:20]!r}")
-    author = service.clean_author(analyst) if analyst.strip() else analyst_of(request)
+    author = _author(request, analyst)
     try:
-        service.correct_labels(app, article_id, [label] if action == "add" else [], [label] if action == "remove" else [], author)
+        service.correct_label(request.app.state.monitor, article_id, label, action, author)
     except MonitorError as exc:
         return error_page(request, status_for(exc), str(exc))
-    response = RedirectResponse(f"/articles/{article_id}?changed={label}#labels", status_code=303)
+    return _saved(f"/articles/{article_id}?changed={label}#labels", author)
+
+
+def _author(request: Request, analyst: str) -> str:
+    """The name typed in the form, else the remembered one."""
+    return service.clean_author(analyst) if analyst.strip() else analyst_of(request)
+
+
+def _saved(target: str, author: str) -> Response:
+    """After a correction: back to a page (303), remembering who made it."""
+    response = RedirectResponse(target, status_code=303)
     remember_analyst(response, author)
     return response
+
+
+# --- the review queue ----------------------------------------------------------------
+
+
+@router.get("/review")
+def review(request: Request, page: str = "1", label: str = "", decision: str = ""):
+    app = request.app.state.monitor
+    try:
+        result = browse.review_queue(app.engine, _page(page), app.settings.web.page_size)
+    except InputError as exc:
+        return render(request, "review.html", status_for(exc), nav="review", result=None, saved=None, error=str(exc))
+    # What the last click saved, echoed only when it names a real label and decision.
+    saved = (decision, app.taxonomy.get(label).name) if label in app.taxonomy and decision in service.REVIEW_DECISIONS else None
+    return render(request, "review.html", nav="review", result=result, thresholds=service.thresholds(app), saved=saved)
+
+
+@router.post("/review/{article_id:int}")
+def review_decide(request: Request, article_id: int, label: str = Form(""), decision: str = Form(""),
+                  page: str = Form("1"), analyst: str = Form(""), csrf: str = Form("")):
+    """Accept or reject one band label; back to the queue, where the next item waits."""
+    if not csrf_ok(request, csrf):
+        return error_page(request, 403, CSRF_MESSAGE)
+    author = _author(request, analyst)
+    try:
+        service.review_decision(request.app.state.monitor, article_id, label, decision, author)
+        number = _page(page)
+    except MonitorError as exc:
+        return error_page(request, status_for(exc), str(exc))
+    return _saved("/review?" + urlencode({"page": number, "label": label, "decision": decision}), author)
 
 
 @router.post("/analyst")

@@ -109,6 +109,31 @@ def correct_labels(app: App, article_id: int, add: list[str], remove: list[str],
     return apply_correction(app.engine, article_id, add=add, remove=remove, author=clean_author(author), taxonomy=app.taxonomy)
 
 
+ACTIONS = ("add", "remove")
+# A review-queue decision is a correction: accept = the article carries the label, reject = it does not.
+REVIEW_DECISIONS = {"accept": "add", "reject": "remove"}
+
+
+def correct_label(app: App, article_id: int, label: str, action: str, author: str) -> list[str]:
+    """One label added or removed (a page's one-click button); the new effective labels."""
+    if action not in ACTIONS:
+        raise InputError(f"action must be add or remove, not {action[:20]!r}")
+    return correct_labels(app, article_id, [label] if action == "add" else [], [label] if action == "remove" else [], author)
+
+
+def review_decision(app: App, article_id: int, label: str, decision: str, author: str) -> list[str]:
+    """Accept or reject a review-band label: stored as the matching analyst correction, so
+    the label leaves the queue and the next `train` learns the answer."""
+    if decision not in REVIEW_DECISIONS:
+        raise InputError(f"decision must be accept or reject, not {decision[:20]!r}")
+    return correct_label(app, article_id, label, REVIEW_DECISIONS[decision], author)
+
+
+def thresholds(app: App) -> dict[str, float]:
+    """The current model's per-label thresholds (from its model card)."""
+    return dict(app.classifier.thresholds)
+
+
 def clean_author(author: str | None) -> str:
     """The analyst's name as stored: printable, one line, at most 60 characters."""
     name = " ".join("".join(ch for ch in (author or "") if ch.isprintable()).split())[:60]
@@ -116,7 +141,7 @@ def clean_author(author: str | None) -> str:
 
 
 def article_filter(app: App, label: str | None, feed_id: int | None, since: date | None, until: date | None,
-                   relevant: bool | None, q: str | None) -> ArticleFilter:
+                   relevant: bool | None, q: str | None, needs_review: bool | None = None) -> ArticleFilter:
     """The article-list filter from user input; `since`/`until` are inclusive UTC days."""
     if label:
         check_labels(app, [label])
@@ -125,7 +150,8 @@ def article_filter(app: App, label: str | None, feed_id: int | None, since: date
     start = datetime.combine(since, time.min, tzinfo=timezone.utc) if since else None
     end = datetime.combine(until + timedelta(days=1), time.min, tzinfo=timezone.utc) if until else None
     q = (q or "").strip()[:200] or None
-    return ArticleFilter(label=label or None, feed_id=feed_id, since=start, until=end, relevant=relevant, q=q)
+    return ArticleFilter(label=label or None, feed_id=feed_id, since=start, until=end, relevant=relevant, q=q,
+                         needs_review=needs_review)
 
 
 def sent_digest(app: App) -> tuple[DigestRecord, str | None] | None:
