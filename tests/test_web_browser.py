@@ -116,3 +116,30 @@ def test_paste_then_correct_a_tag_and_keep_it(server, page):
         stored = conn.execute(select(schema.corrections.c.label_id, schema.corrections.c.author)).all()
     assert [tuple(r) for r in stored] == [("talent", "Priya")]
     assert page.errors == []
+
+
+def test_accept_a_review_queue_item_and_see_it_leave(server, page):
+    from tests.test_storage_review import flag, review_tag
+
+    base, engine, ids = server
+    now = datetime.now(timezone.utc)
+    [unsure] = seed_articles(engine, [SeedArticle("Microsoft weighs its OpenAI stake", now - timedelta(hours=1), {},
+                                                  text="Investors ask what the stake is worth.")])
+    flag(engine, ids[0], review_tag({"cloud": 0.9, "talent": 0.47}, ["talent"], 0.6))
+    flag(engine, unsure, review_tag({"investors": 0.49}, ["investors"], 0.95))
+
+    page.goto(base + "/review")
+    assert page.locator("header nav a[href='/review']").inner_text() == "Review (2)"
+    rows = page.locator("table.review > tbody > tr")
+    assert rows.nth(0).locator("a.title").inner_text() == "Microsoft weighs its OpenAI stake"  # most uncertain first
+    page.click("button[aria-label='Accept Investors and valuation for Microsoft weighs its OpenAI stake']")
+    page.wait_for_url(re.compile(r".*/review\?.*decision=accept.*"))
+    assert "Saved: accepted Investors and valuation." in page.locator("p.notice").inner_text()
+    assert page.locator("header nav a[href='/review']").inner_text() == "Review (1)"
+    assert rows.count() == 1 and rows.nth(0).locator("a.title").inner_text() == "OpenAI adds Oracle capacity for Stargate"
+    with engine.connect() as conn:
+        stored = conn.execute(select(schema.corrections.c.article_id, schema.corrections.c.label_id,
+                                     schema.corrections.c.action)).all()
+        labels = conn.execute(select(schema.article_labels.c.label_id).where(schema.article_labels.c.article_id == unsure)).scalars().all()
+    assert [tuple(r) for r in stored] == [(unsure, "investors", "add")] and labels == ["investors"]
+    assert page.errors == []
