@@ -34,9 +34,19 @@ class App:
 
     @cached_property
     def classifier(self):
-        from monitor.classify import load_or_train
+        """The saved classifier; trained now (and saved) when none exists and
+        model.auto_train is on."""
+        import logging
 
-        return load_or_train(self.settings, self.taxonomy, engine_factory=lambda: self.engine)
+        from monitor.classify import artefact_paths, load_model
+
+        artefact, card = artefact_paths(self.settings)
+        if not (artefact.exists() and card.exists()) and self.settings.model.auto_train:
+            from monitor import training
+
+            logging.getLogger(__name__).warning("no model artefact found; training one now...")
+            training.train(self.settings, self.taxonomy, nlp=self.nlp, engine_factory=lambda: self.engine)
+        return load_model(self.settings, self.taxonomy)
 
     def close(self) -> None:
         if "engine" in self.__dict__:

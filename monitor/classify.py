@@ -38,9 +38,12 @@ COMPILED_NAME = "tension-classifier.npz"
 CARD_NAME = "model-card.json"
 # Bumped whenever model_inputs or the feature pipeline changes meaning: an artefact built
 # for another feature version cannot be used.
-FEATURE_VERSION = "text+entity-ids/1"
+FEATURE_VERSION = "text+passages+encoder/2"
+HEAD_NAME = "tension-encoder-head.npz"
 MAX_EVIDENCE = 3
-EVIDENCE_CHARS = 320
+EVIDENCE_CHARS = 400
+EVIDENCE_WINDOW = 3
+EVIDENCE_SHARE = 0.75  # a passage is evidence when it alone scores this share of the threshold
 
 # Every type the skops file may contain beyond what skops trusts by default. Anything
 # else in a file is refused: the file could have come from elsewhere.
@@ -74,16 +77,23 @@ TRUSTED_TYPES = frozenset({
 
 @dataclass
 class Classifier:
-    """A fitted pipeline with its label order, per-label thresholds and model card."""
+    """The fitted members (word model, optional encoder head), how their scores combine and
+    are calibrated, the per-label thresholds and the model card."""
 
     pipeline: object
     label_ids: list[str]
     thresholds: dict[str, float]
     model_version: str
     card: dict = field(default_factory=dict)
+    scoring: Scoring = field(default_factory=lambda: Scoring())
+    slopes: object = 1.0  # Platt scaling per label (identity by default)
+    intercepts: object = 0.0
+    head: EncoderHead | None = None
+    encoder: object | None = None  # monitor.encoder.SentenceEncoder when the head is used
+    review_band: float = 0.0
 
     def predict_proba(self, rows):
-        """Scores, one row per input and one column per label id (in label_ids order)."""
+        """The word model's scores, one row per input and one column per label id."""
         import numpy as np
 
         if len(rows) == 0:
@@ -94,9 +104,23 @@ class Classifier:
 # --- inputs --------------------------------------------------------------------------
 
 
+def normalize_text(text: str) -> str:
+    """One form for every way a text arrives (browser paste with CRLF, stdin, files, feeds):
+    line endings to \\n, non-breaking and odd spaces to plain spaces, trailing spaces and
+    runs of blank lines folded. Everything downstream (spaCy, the model, entity offsets)
+    sees this form, so the same words always give the same labels and scores."""
+    text = (text or "").replace("\r\n", "\n").replace("\r", "\n")
+    text = _ODD_SPACES.sub(" ", text)
+    text = re.sub(r"[ \t]+\n", "\n", text)
+    return re.sub(r"\n{3,}", "\n\n", text).strip()
+
+
+_ODD_SPACES = re.compile(r"[\u00a0\u2000-\u200a\u202f\u205f\u3000\t\f\v]")
+
+
 def compose(title: str, text: str) -> str:
     """The one string a text is tagged on: the title, a blank line, the body."""
-    title, text = (title or "").strip(), (text or "").strip()
+    title, text = normalize_text(title), normalize_text(text)
     return f"{title}\n\n{text}" if title and text else title or text
 
 
@@ -114,23 +138,151 @@ def entity_tokens(entities: list[Entity]) -> str:
     return " ".join(f"ENT_{e.id}" for e in entities if e.id)
 
 
-def model_inputs(texts: list[str], entity_lists: list[list[Entity]]):
-    """The classifier's input rows: (text, entity-id tokens) as a 2-column object array."""
+def model_inputs(texts: list[str], entity_lists: list[list[Entity]] | None = None):
+    """The word model's input rows: (text, entity-id tokens) as a 2-column object array."""
     import numpy as np
 
     rows = np.empty((len(texts), 2), dtype=object)
-    for index, (text, entities) in enumerate(zip(texts, entity_lists)):
+    for index, text in enumerate(texts):
         rows[index, 0] = text
-        rows[index, 1] = entity_tokens(entities)
+        rows[index, 1] = entity_tokens(entity_lists[index]) if entity_lists else ""
     return rows
+
+
+# --- passages ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Passage:
+    """A run of consecutive sentences of one text: what a label's score can come from."""
+
+    text: str
+    start: int  # index of its first sentence
+    end: int  # index after its last sentence
+
+
+def doc_sentences(doc) -> list[str]:
+    """The sentences of a parsed text, split again at line breaks (a heading or a bullet is
+    its own piece), stripped; pieces without a letter are dropped."""
+    out = []
+    for sent in doc.sents:
+        for piece in re.split(r"\n+", sent.text):
+            piece = piece.strip()
+            if re.search(r"[A-Za-z]", piece):
+                out.append(piece)
+    return out
+
+
+def passages(sentences: list[str], window: int) -> list[Passage]:
+    """Overlapping windows of `window` consecutive sentences (one window for short texts)."""
+    if not sentences or window <= 0:
+        return []
+    if len(sentences) <= window:
+        return [Passage(" ".join(sentences), 0, len(sentences))]
+    return [Passage(" ".join(sentences[i:i + window]), i, i + window)
+            for i in range(len(sentences) - window + 1)]
+
+
+def best_passage_scores(score_rows, owners, n_texts: int, n_labels: int):
+    """Per text and label, the highest score of any of its passages (0 with none)."""
+    import numpy as np
+
+    best = np.zeros((n_texts, n_labels))
+    if len(owners):
+        np.maximum.at(best, np.asarray(owners), score_rows)
+    return best
+
+
+# --- scoring -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Scoring:
+    """How the members' scores make one raw score per label, then a probability.
+
+    raw = (1 - encoder_weight) * text + encoder_weight * meaning, where `text` is the word
+    model's score of the whole text or, when higher, of its best passage blended in by
+    `passage_weight` (text = doc + passage_weight * max(0, best_passage - doc)), and
+    `meaning` is the sentence-encoder head's score. The probability is Platt scaling of
+    the raw score, fitted per label on out-of-fold raw scores."""
+
+    window: int = 3
+    passage_weight: float = 1.0
+    encoder_weight: float = 0.0
+
+    def raw(self, doc, best_passage, meaning=None):
+        import numpy as np
+
+        text = doc + self.passage_weight * np.maximum(0.0, best_passage - doc)
+        if meaning is None or self.encoder_weight == 0.0:
+            return text
+        return (1.0 - self.encoder_weight) * text + self.encoder_weight * meaning
+
+
+def logit(p):
+    import numpy as np
+
+    p = np.clip(p, 1e-6, 1 - 1e-6)
+    return np.log(p / (1 - p))
+
+
+def calibrate(raw, slopes, intercepts):
+    """Platt scaling per label column: sigmoid(slope * logit(raw) + intercept)."""
+    import numpy as np
+
+    return 1.0 / (1.0 + np.exp(-(np.asarray(slopes) * logit(raw) + np.asarray(intercepts))))
+
+
+class EncoderHead:
+    """Logistic regression over sentence-encoder document embeddings, from plain arrays."""
+
+    def __init__(self, coef, intercept):
+        self.coef, self.intercept = coef, intercept
+
+    def predict_proba(self, embeddings):
+        import numpy as np
+
+        return 1.0 / (1.0 + np.exp(-(embeddings @ self.coef.T + self.intercept)))
 
 
 # --- tagging -------------------------------------------------------------------------
 
 
+@dataclass
+class TextScores:
+    """Every score the classifier computed for a batch of texts (numpy arrays)."""
+
+    doc: object  # (n, labels) word model on the whole text
+    passages: list[list[Passage]]
+    passage_rows: object  # (total passages, labels) word model on each passage
+    owners: list[int]  # text index of each passage row
+    best_passage: object  # (n, labels)
+    meaning: object | None  # (n, labels) encoder head, or None
+    probability: object  # (n, labels) calibrated
+
+
+def score_texts(classifier: Classifier, texts: list[str], sentence_lists: list[list[str]]) -> TextScores:
+    """The calibrated probability of each label for each text, with the scores behind it."""
+    import numpy as np
+
+    n, k = len(texts), len(classifier.label_ids)
+    doc = classifier.predict_proba(model_inputs(texts))
+    window = classifier.scoring.window or EVIDENCE_WINDOW  # evidence needs passages either way
+    found = [passages(sentences, window) for sentences in sentence_lists]
+    owners = [i for i, items in enumerate(found) for _ in items]
+    rows = classifier.predict_proba(model_inputs([p.text for items in found for p in items]))
+    best = best_passage_scores(rows, owners, n, k) if owners else np.zeros((n, k))
+    meaning = None
+    if classifier.head is not None and classifier.encoder is not None and n:
+        meaning = classifier.head.predict_proba(classifier.encoder.embed_documents(texts))
+    raw = classifier.scoring.raw(doc, best, meaning)
+    probability = calibrate(raw, classifier.slopes, classifier.intercepts) if n else raw
+    return TextScores(doc, found, rows, owners, best, meaning, probability)
+
+
 def tag_texts(nlp, classifier: Classifier, items: list[tuple[str, str]]) -> list[TagResult]:
-    """Tag (title, text) pairs: one nlp.pipe pass for entities and sentences, one
-    predict call for the texts, one for the sentences of the texts with labels."""
+    """Tag (title, text) pairs: one nlp.pipe pass for entities and sentences, the word
+    model on each text and each passage, the encoder on each text."""
     from monitor import entities as ents
 
     max_chars = nlp.meta.get("tension_monitor", {}).get("max_chars", 20_000)
@@ -139,32 +291,23 @@ def tag_texts(nlp, classifier: Classifier, items: list[tuple[str, str]]) -> list
     entity_lists, sentence_lists = [], []
     for doc in ents.pipe(nlp, texts):
         entity_lists.append(ents.doc_entities(doc))
-        sentence_lists.append(_sentences_with_entities(doc, ents))
-    scores = classifier.predict_proba(model_inputs(texts, entity_lists))
-    labels = [_labels(classifier, row) for row in scores]
-    evidence = _evidence(classifier, labels, sentence_lists)
-    return [
-        _result(classifier, row, labels[i], entity_lists[i], evidence[i], cuts[i][1])
-        for i, row in enumerate(scores)
-    ]
+        sentence_lists.append(doc_sentences(doc))
+    scores = score_texts(classifier, texts, sentence_lists)
+    starts = _passage_starts(scores.owners)
+    results = []
+    for i, row in enumerate(scores.probability):
+        labels = _labels(classifier, row)
+        evidence = {label: _evidence(classifier, scores, starts.get(i), i, label) for label in labels}
+        results.append(_result(classifier, row, labels, entity_lists[i], evidence, cuts[i][1]))
+    return results
 
 
-def _sentences_with_entities(doc, ents) -> list[tuple[str, list[Entity]]]:
-    """Sentences (split again at line breaks: a title has no full stop) with the domain
-    entities inside each, as the classifier sees them."""
-    out = []
-    for sent in doc.sents:
-        offset = sent.start_char
-        for piece in re.split(r"(\n+)", sent.text):
-            start, end = offset, offset + len(piece)
-            offset = end
-            text = piece.strip()
-            if len(text) < 20 or "\n" in piece:
-                continue  # headings, bylines, fragments are not evidence
-            found = [Entity(e.text, e.label_, e.ent_id_) for e in sent.ents
-                     if e.ent_id_ and e.start_char >= start and e.end_char <= end]
-            out.append((text, found))
-    return out
+def _passage_starts(owners: list[int]) -> dict[int, int]:
+    """The first passage row of each text."""
+    starts: dict[int, int] = {}
+    for row, owner in enumerate(owners):
+        starts.setdefault(owner, row)
+    return starts
 
 
 def _labels(classifier: Classifier, row) -> list[str]:
@@ -174,33 +317,48 @@ def _labels(classifier: Classifier, row) -> list[str]:
     ]
 
 
-def _evidence(classifier: Classifier, labels: list[list[str]], sentence_lists) -> list[dict[str, list[str]]]:
-    """For each text, the sentences that score highest for each of its labels."""
-    index = [(i, s) for i, found in enumerate(labels) if found for s in range(len(sentence_lists[i]))]
-    out: list[dict[str, list[str]]] = [{} for _ in labels]
-    if not index:
-        return out
-    rows = model_inputs(
-        [sentence_lists[i][s][0] for i, s in index], [sentence_lists[i][s][1] for i, s in index]
-    )
-    scores = classifier.predict_proba(rows)
-    columns = {label: k for k, label in enumerate(classifier.label_ids)}
-    by_text: dict[int, list[int]] = {}
-    for row_number, (i, _) in enumerate(index):
-        by_text.setdefault(i, []).append(row_number)
-    for i, row_numbers in by_text.items():
-        for label in labels[i]:
-            column = columns[label]
-            ranked = sorted(row_numbers, key=lambda r: -scores[r, column])
-            floor = classifier.thresholds[label] * 0.75
-            chosen = [r for r in ranked[:MAX_EVIDENCE] if scores[r, column] >= floor] or ranked[:1]
-            out[i][label] = [_short(sentence_lists[i][index[r][1]][0]) for r in chosen]
-    return out
+def _evidence(classifier: Classifier, scores: TextScores, first_row: int | None, i: int, label: str) -> list[str]:
+    """The passages that drove `label` for text i: best first, not overlapping, each strong
+    enough on its own (its calibrated score at least EVIDENCE_SHARE of the threshold).
+    A label carried by the whole text or by meaning alone may have no passage to show."""
+    import numpy as np
+
+    found = scores.passages[i]
+    if first_row is None or not found:
+        return []
+    column = classifier.label_ids.index(label)
+    own = scores.passage_rows[first_row:first_row + len(found), column]
+    alone = calibrate(classifier.scoring.raw(own, own), classifier.slopes[column], classifier.intercepts[column])
+    floor = classifier.thresholds[label] * EVIDENCE_SHARE
+    chosen: list[Passage] = []
+    for row in np.argsort(-own, kind="stable"):
+        passage = found[int(row)]
+        if alone[row] < floor or len(chosen) == MAX_EVIDENCE:
+            break
+        if all(passage.end <= c.start or passage.start >= c.end for c in chosen):
+            chosen.append(passage)
+    return [_short(p.text) for p in chosen]
 
 
-def _short(sentence: str) -> str:
-    sentence = " ".join(sentence.split())
-    return sentence if len(sentence) <= EVIDENCE_CHARS else sentence[: EVIDENCE_CHARS - 1].rstrip() + "…"
+def _short(passage: str) -> str:
+    passage = " ".join(passage.split())
+    return passage if len(passage) <= EVIDENCE_CHARS else passage[: EVIDENCE_CHARS - 1].rstrip() + "…"
+
+
+def review_band(classifier: Classifier, row) -> tuple[list[str], float]:
+    """Labels whose probability is within the review band of their threshold, closest
+    first, and how uncertain the closest one is (1 = on the threshold, 0 = none in band)."""
+    band = classifier.review_band
+    if band <= 0:
+        return [], 0.0
+    distance = {
+        label: abs(float(score) - classifier.thresholds[label])
+        for label, score in zip(classifier.label_ids, row)
+    }
+    inside = sorted((d, label) for label, d in distance.items() if d <= band)
+    if not inside:
+        return [], 0.0
+    return [label for _, label in inside], round(1.0 - inside[0][0] / band, 4)
 
 
 def _result(classifier, row, labels, entities, evidence, truncated) -> TagResult:
@@ -209,6 +367,7 @@ def _result(classifier, row, labels, entities, evidence, truncated) -> TagResult
     scores = {label: float(score) for label, score in zip(classifier.label_ids, row)}
     kinds = classifier.card.get("label_kinds", {})
     chosen = [LabelScore(label, scores[label]) for label in labels]
+    review, uncertainty = review_band(classifier, row)
     return TagResult(
         scores=scores,
         labels=labels,
@@ -219,6 +378,8 @@ def _result(classifier, row, labels, entities, evidence, truncated) -> TagResult
         thresholds=dict(classifier.thresholds),
         model_version=classifier.model_version,
         truncated=truncated,
+        review=review,
+        uncertainty=uncertainty,
     )
 
 
@@ -230,37 +391,59 @@ def artefact_paths(settings) -> tuple[Path, Path]:
     return folder / ARTEFACT_NAME, folder / CARD_NAME
 
 
-def load_or_train(settings, taxonomy, engine_factory=None) -> Classifier:
-    """The saved classifier; trained now (and saved) when none exists and auto_train is on."""
+def load_model(settings, taxonomy) -> Classifier:
+    """The saved classifier with the encoder it was trained with; ModelError saying what to
+    do when the artefact is missing or does not fit this code."""
     artefact, card_path = artefact_paths(settings)
-    if artefact.exists() and card_path.exists():
-        return load_classifier(artefact, card_path, taxonomy)
-    if not settings.model.auto_train:
-        raise ModelError(
-            f"no model artefact at {artefact} (model.auto_train is off): run `tension-monitor train`"
-        )
-    from monitor import training
-
-    corrections = training.corrections_or_none(engine_factory)
-    rows = training.load_training_rows(settings, taxonomy) + corrections
-    message = f"no model artefact found; training one now ({len(rows)} examples)..."
-    log.warning(message)
-    training.train(settings, taxonomy, rows=rows, corrections=len(corrections))
-    return load_classifier(artefact, card_path, taxonomy)
+    if not (artefact.exists() and card_path.exists()):
+        raise ModelError(f"no model artefact at {artefact}: run `tension-monitor train`")
+    return load_classifier(artefact, card_path, taxonomy, settings.path(settings.model.encoder_dir),
+                           settings.model.review_band)
 
 
-def load_classifier(artefact: Path, card_path: Path, taxonomy) -> Classifier:
+def load_classifier(artefact: Path, card_path: Path, taxonomy, encoder_dir: Path | None = None,
+                    review_band: float = 0.0) -> Classifier:
     """Load and check the artefact; ModelError saying what to do on any mismatch."""
+    import numpy as np
+
     card = _read_card(card_path)
     check_card(card, taxonomy, card_path)
-    pipeline = load_compiled(artefact) or _load_skops(artefact)
+    calibration = card.get("calibration", {})
+    head, encoder = _load_head(artefact, card, encoder_dir)
     return Classifier(
-        pipeline=pipeline,
+        pipeline=load_compiled(artefact) or _load_skops(artefact),
         label_ids=list(card["label_ids"]),
         thresholds={k: float(v) for k, v in card["thresholds"].items()},
         model_version=card["model_version"],
         card=card,
+        scoring=Scoring(**card.get("scoring", {})),
+        slopes=np.array(calibration.get("slopes", [1.0] * len(card["label_ids"])), dtype=float),
+        intercepts=np.array(calibration.get("intercepts", [0.0] * len(card["label_ids"])), dtype=float),
+        head=head,
+        encoder=encoder,
+        review_band=review_band,
     )
+
+
+def _load_head(artefact: Path, card: dict, encoder_dir: Path | None):
+    """The encoder head and the encoder, when the card says the model uses them."""
+    import numpy as np
+
+    if not card.get("scoring", {}).get("encoder_weight"):
+        return None, None
+    path = artefact.with_name(HEAD_NAME)
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            if str(data["source_sha256"]) != file_sha256(artefact):
+                raise ModelError(f"{path} does not belong to {artefact}: run `tension-monitor train`")
+            head = EncoderHead(data["coef"].astype(np.float32), data["intercept"].astype(np.float32))
+    except (OSError, KeyError, ValueError) as exc:
+        raise ModelError(f"{path}: unreadable encoder head ({exc}): run `tension-monitor train`") from None
+    from monitor.encoder import load_encoder
+
+    if encoder_dir is None:
+        raise ModelError("the model uses the sentence encoder but no model.encoder_dir was given")
+    return head, load_encoder(encoder_dir)
 
 
 def _read_card(card_path: Path) -> dict:

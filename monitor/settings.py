@@ -119,7 +119,11 @@ class ModelSettings(_Section):
     taxonomy_path: Path = Path("config/taxonomy.toml")
     training_dir: Path = Path("models/training")
     artefact_dir: Path = Path("models/artefacts")
+    encoder_dir: Path = Path("models/encoder")  # the shipped sentence encoder (ONNX + tokenizer)
     auto_train: bool = True  # train on first use when no artefact exists
+    # A label whose probability is within this distance of its threshold flags the article
+    # for review (0 turns the review queue off).
+    review_band: float = Field(0.1, ge=0.0, le=0.5)
 
 
 class WebSettings(_Section):

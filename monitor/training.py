@@ -35,32 +35,41 @@ SHRINK_K = 20.0  # pseudo-examples pulling a threshold toward 0.5
 
 @dataclass(frozen=True)
 class Spec:
-    """One feature set + model, as compared in models/README.md."""
+    """One model as compared in models/README.md: members, passages, their mix."""
 
     word: bool = True  # word 1-2 gram TF-IDF (sublinear)
     char: bool = False  # char_wb 2-5 gram TF-IDF (sublinear)
-    entities: bool = False  # canonical entity-id tokens ("ENT_openai")
     model: str = "lr"  # lr | svc (LinearSVC calibrated with sigmoid, 3-fold)
-    C: float = 10.0
+    C: float = 20.0
     balanced: bool = True  # class_weight="balanced"
     thresholds: str = "shrunk"  # fixed (0.5) | oof (best F1 out of fold) | shrunk (oof pulled toward 0.5)
+    window: int = 3  # sentences per passage (0: whole text only)
+    passage_weight: float = 1.0  # how much a stronger best passage lifts the text's score
+    encoder_weight: float = 0.0  # share of the encoder head in the raw score (0: no encoder)
+    encoder_C: float = 4.0
+
+    def scoring(self):
+        from monitor.classify import Scoring
+
+        return Scoring(window=self.window, passage_weight=self.passage_weight if self.window else 0.0,
+                       encoder_weight=self.encoder_weight)
 
 
 CANDIDATES: dict[str, Spec] = {
-    "word-lr": Spec(),
-    "word-lr-C20": Spec(C=20.0),
-    "word-lr-C3": Spec(C=3.0),
-    "word-lr-unbalanced": Spec(balanced=False),
-    "word+char-lr": Spec(char=True),
-    "word+ent-lr": Spec(entities=True),
-    "word+char+ent-lr": Spec(char=True, entities=True),
-    "word+char+ent-lr-C3": Spec(char=True, entities=True, C=3.0),
-    "word+char+ent-lr-C30": Spec(char=True, entities=True, C=30.0),
-    "word+char+ent-svc": Spec(char=True, entities=True, model="svc", C=0.5),
-    "word+char+ent-lr-fixed0.5": Spec(char=True, entities=True, thresholds="fixed"),
-    "word+char+ent-lr-oof": Spec(char=True, entities=True, thresholds="oof"),
+    "word-lr": Spec(window=0),
+    "word-lr-C10": Spec(window=0, C=10.0),
+    "word+char-lr": Spec(window=0, char=True),
+    "word-lr-pass2": Spec(window=2),
+    "word-lr-pass3": Spec(window=3),
+    "word-lr-pass3-half": Spec(window=3, passage_weight=0.5),
+    "word-lr-pass4": Spec(window=4),
+    "encoder-only": Spec(window=0, encoder_weight=1.0),
+    "word-lr+enc": Spec(window=0, encoder_weight=0.5),
+    "word-lr-pass3+enc": Spec(window=3, encoder_weight=0.5),
+    "word-lr-pass3+enc0.3": Spec(window=3, encoder_weight=0.3),
+    "word-lr-pass3-half+enc": Spec(window=3, passage_weight=0.5, encoder_weight=0.5),
 }
-MODEL = "word-lr-C20"
+MODEL = "word-lr-pass3+enc"
 
 
 # --- data ----------------------------------------------------------------------------
@@ -128,17 +137,36 @@ def data_sha256(rows: list[dict]) -> str:
 # --- features and model ---------------------------------------------------------------
 
 
-def texts_and_entities(nlp, rows: list[dict]):
-    """Model input rows for training rows: the entity ruler alone gives the same ids as the
-    full pipeline (its spans overwrite the NER's), at a fraction of the cost."""
+@dataclass
+class Prepared:
+    """Training texts as the classifier sees them: the composed text, its sentences (for
+    passages) and, when the encoder is used, its document embedding."""
+
+    texts: list[str]
+    sentences: list[list[str]]
+    embeddings: object | None = None
+
+
+def prepare(nlp, rows: list[dict], encoder=None) -> Prepared:
+    """The same composition, cut and sentence split as `classify.tag_texts`."""
     from monitor import entities as ents
-    from monitor.classify import compose, cut, model_inputs
+    from monitor.classify import compose, cut, doc_sentences
 
     max_chars = nlp.meta.get("tension_monitor", {}).get("max_chars", 20_000)
     texts = [cut(compose(row["title"], row["text"]), max_chars)[0] for row in rows]
-    with nlp.select_pipes(enable=["domain_entities"]):
-        entity_lists = [ents.doc_entities(doc) for doc in ents.pipe(nlp, texts)]
-    return model_inputs(texts, entity_lists)
+    enabled = [name for name in ("senter", "sentencizer", "parser") if name in nlp.pipe_names][:1]
+    with nlp.select_pipes(enable=enabled):
+        sentences = [doc_sentences(doc) for doc in ents.pipe(nlp, texts)]
+    embeddings = encoder.embed_documents(texts) if encoder is not None else None
+    return Prepared(texts, sentences, embeddings)
+
+
+def subset(prepared: Prepared, mask) -> Prepared:
+    import numpy as np
+
+    index = np.where(mask)[0]
+    return Prepared([prepared.texts[i] for i in index], [prepared.sentences[i] for i in index],
+                    None if prepared.embeddings is None else prepared.embeddings[index])
 
 
 def label_matrix(rows: list[dict], label_ids: list[str]):
@@ -160,9 +188,6 @@ def build_pipeline(spec: Spec):
         blocks.append(("char", TfidfVectorizer(
             analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True, min_df=2, max_features=60_000,
             strip_accents="unicode"), 0))
-    if spec.entities:
-        blocks.append(("entities", TfidfVectorizer(
-            token_pattern=r"ENT_\w+", lowercase=False, binary=True), 1))
     weight = "balanced" if spec.balanced else None
     if spec.model == "svc":
         from sklearn.calibration import CalibratedClassifierCV
@@ -176,6 +201,23 @@ def build_pipeline(spec: Spec):
     from sklearn.pipeline import Pipeline
 
     return Pipeline([("features", ColumnTransformer(blocks)), ("model", OneVsRestClassifier(estimator))])
+
+
+def fit_head(spec: Spec, embeddings, Y):
+    """The encoder head: one logistic regression per label over document embeddings."""
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    from monitor.classify import EncoderHead
+
+    coef = np.zeros((Y.shape[1], embeddings.shape[1]), dtype=np.float32)
+    intercept = np.full(Y.shape[1], -10.0, dtype=np.float32)
+    for j in range(Y.shape[1]):
+        if 0 < Y[:, j].sum() < len(Y):
+            model = LogisticRegression(C=spec.encoder_C, class_weight="balanced", max_iter=2000)
+            model.fit(embeddings, Y[:, j])
+            coef[j], intercept[j] = model.coef_[0], model.intercept_[0]
+    return EncoderHead(coef, intercept)
 
 
 def slim(pipeline):
@@ -196,16 +238,101 @@ def fold_ids(n: int, folds: int = FOLDS):
     return assignment
 
 
-def out_of_fold(spec: Spec, X, Y, folds):
-    """Out-of-fold scores: each row scored by a model that never saw it."""
+@dataclass
+class MemberScores:
+    """Each member's score of each text: word model on the text and on its best passage,
+    encoder head (None when unused)."""
+
+    doc: object
+    best_passage: object
+    meaning: object | None
+
+    def raw(self, scoring):
+        return scoring.raw(self.doc, self.best_passage, self.meaning)
+
+
+def fit_members(spec: Spec, prepared: Prepared, Y):
+    """The word pipeline and (when used) the encoder head, fitted on these texts."""
+    from monitor.classify import model_inputs
+
+    pipeline = build_pipeline(spec).fit(model_inputs(prepared.texts), Y)
+    head = fit_head(spec, prepared.embeddings, Y) if spec.encoder_weight else None
+    return pipeline, head
+
+
+def member_scores(spec: Spec, pipeline, head, prepared: Prepared) -> MemberScores:
+    """Score texts exactly as `classify.score_texts` does, before calibration."""
     import numpy as np
 
-    oof = np.zeros(Y.shape, dtype=float)
+    from monitor.classify import best_passage_scores, model_inputs, passages
+
+    doc = pipeline.predict_proba(model_inputs(prepared.texts))
+    found = [passages(sentences, spec.window) for sentences in prepared.sentences]
+    owners = [i for i, items in enumerate(found) for _ in items]
+    best = np.zeros_like(doc)
+    if owners:
+        rows = pipeline.predict_proba(model_inputs([p.text for items in found for p in items]))
+        best = best_passage_scores(rows, owners, len(doc), doc.shape[1])
+    meaning = head.predict_proba(prepared.embeddings) if head is not None else None
+    return MemberScores(doc, best, meaning)
+
+
+def out_of_fold(spec: Spec, prepared: Prepared, Y, folds) -> MemberScores:
+    """Out-of-fold member scores: each text scored by members that never saw it."""
+    import numpy as np
+
+    doc, best = np.zeros(Y.shape), np.zeros(Y.shape)
+    meaning = np.zeros(Y.shape) if spec.encoder_weight else None
     for k in sorted(set(folds)):
         train, test = folds != k, folds == k
-        model = build_pipeline(spec).fit(X[train], Y[train])
-        oof[test] = model.predict_proba(X[test])
-    return oof
+        pipeline, head = fit_members(spec, subset(prepared, train), Y[train])
+        scores = member_scores(spec, pipeline, head, subset(prepared, test))
+        doc[test], best[test] = scores.doc, scores.best_passage
+        if meaning is not None:
+            meaning[test] = scores.meaning
+    return MemberScores(doc, best, meaning)
+
+
+def fit_calibration(raw, Y):
+    """Platt scaling per label: (slopes, intercepts) of sigmoid(a * logit(raw) + b)."""
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    from monitor.classify import logit
+
+    slopes, intercepts = np.ones(Y.shape[1]), np.zeros(Y.shape[1])
+    for j in range(Y.shape[1]):
+        if 0 < Y[:, j].sum() < len(Y):
+            model = LogisticRegression(C=100.0).fit(logit(raw[:, j]).reshape(-1, 1), Y[:, j])
+            slopes[j], intercepts[j] = model.coef_[0, 0], model.intercept_[0]
+    return slopes, intercepts
+
+
+def cross_calibrated(raw, Y, folds):
+    """Calibrated out-of-fold probabilities, each fold's calibration fitted on the others."""
+    import numpy as np
+
+    from monitor.classify import calibrate
+
+    out = np.zeros(Y.shape)
+    for k in sorted(set(folds)):
+        rest, this = folds != k, folds == k
+        slopes, intercepts = fit_calibration(raw[rest], Y[rest])
+        out[this] = calibrate(raw[this], slopes, intercepts)
+    return out
+
+
+def expected_calibration_error(probability, truth, bins: int = 10) -> float:
+    """ECE: the sample-weighted gap between mean probability and frequency in 10 equal bins."""
+    import numpy as np
+
+    edges = np.minimum((np.asarray(probability) * bins).astype(int), bins - 1)
+    gap = 0.0
+    for b in range(bins):
+        members = edges == b
+        if members.any():
+            gap += members.sum() * abs(probability[members].mean() - truth[members].mean())
+    return round(float(gap / len(truth)), 4)
 
 
 def choose_thresholds(scores, Y, label_ids: list[str], how: str = "shrunk") -> dict[str, float]:
@@ -280,10 +407,45 @@ def metrics(Y, P, label_ids: list[str]) -> dict:
 # --- train, evaluate, compare -------------------------------------------------------------
 
 
+@dataclass
+class Fitted:
+    """A fitted classifier with the cross-validation that chose its thresholds."""
+
+    classifier: object  # classify.Classifier
+    cv: dict
+    calibration_error: dict[str, float]
+
+
+def fit_classifier(spec: Spec, prepared: Prepared, Y, label_ids: list[str], encoder=None, name: str = "") -> Fitted:
+    """Cross-validate, calibrate and choose thresholds on out-of-fold scores, then fit
+    the members on all the data."""
+    import numpy as np
+
+    from monitor.classify import Classifier, calibrate
+
+    folds = fold_ids(len(Y))
+    raw = out_of_fold(spec, prepared, Y, folds).raw(spec.scoring())
+    honest = cross_calibrated(raw, Y, folds)
+    cv = metrics(Y, cross_fitted_predictions(honest, Y, folds, label_ids, spec.thresholds), label_ids)
+    slopes, intercepts = fit_calibration(raw, Y)
+    thresholds = choose_thresholds(calibrate(raw, slopes, intercepts), Y, label_ids, spec.thresholds)
+    ece = {label: expected_calibration_error(honest[:, j], Y[:, j]) for j, label in enumerate(label_ids)}
+    pipeline, head = fit_members(spec, prepared, Y)
+    classifier = Classifier(
+        pipeline=slim(pipeline), label_ids=label_ids, thresholds=thresholds, model_version=name,
+        scoring=spec.scoring(), slopes=slopes, intercepts=intercepts, head=head,
+        encoder=encoder if head is not None else None,
+    )
+    ece["mean"] = round(float(np.mean(list(ece.values()))), 4)
+    return Fitted(classifier, cv, ece)
+
+
 def train(settings, taxonomy, rows: list[dict] | None = None, corrections: int = 0,
           nlp=None, engine_factory=None, model: str = MODEL) -> dict:
-    """Fit the model on the training files (+ corrections), cross-validate, choose
-    thresholds, write the artefact and the model card. Returns the card."""
+    """Fit the model on the training files (+ corrections), cross-validate, calibrate,
+    choose thresholds, write the artefact and the model card. Returns the card."""
+    from dataclasses import replace
+
     from monitor.classify import FEATURE_VERSION, artefact_paths, current_versions
 
     if rows is None:
@@ -293,15 +455,14 @@ def train(settings, taxonomy, rows: list[dict] | None = None, corrections: int =
     nlp = nlp or _nlp(settings)
     started = datetime.now(timezone.utc)
     spec = CANDIDATES[model]
-    X, Y = texts_and_entities(nlp, rows), label_matrix(rows, label_ids)
-    folds = fold_ids(len(rows))
-    oof = out_of_fold(spec, X, Y, folds)
-    cv = metrics(Y, cross_fitted_predictions(oof, Y, folds, label_ids, spec.thresholds), label_ids)
-    thresholds = choose_thresholds(oof, Y, label_ids, spec.thresholds)
-    pipeline = slim(build_pipeline(spec).fit(X, Y))
+    encoder = _encoder(settings) if spec.encoder_weight else None
+    Y = label_matrix(rows, label_ids)
+    fitted = fit_classifier(spec, prepare(nlp, rows, encoder), Y, label_ids, encoder, model)
     sha = data_sha256(rows)
+    version = f"tm-{started:%Y%m%d}-{hashlib.sha256((sha + model + FEATURE_VERSION).encode()).hexdigest()[:10]}"
+    classifier = replace(fitted.classifier, model_version=version)
     card = {
-        "model_version": f"tm-{started:%Y%m%d}-{hashlib.sha256((sha + model + FEATURE_VERSION).encode()).hexdigest()[:10]}",
+        "model_version": version,
         "model": model,
         "spec": asdict(spec),
         "feature_version": FEATURE_VERSION,
@@ -309,18 +470,23 @@ def train(settings, taxonomy, rows: list[dict] | None = None, corrections: int =
                      "spacy_pipeline": f"{nlp.meta.get('name')}-{nlp.meta.get('version')}"},
         "label_ids": label_ids,
         "label_kinds": {label.id: label.kind for label in taxonomy.labels},
-        "thresholds": thresholds,
+        "thresholds": classifier.thresholds,
+        "scoring": asdict(classifier.scoring),
+        "calibration": {"method": "platt", "slopes": [round(float(v), 6) for v in classifier.slopes],
+                        "intercepts": [round(float(v), 6) for v in classifier.intercepts],
+                        "expected_calibration_error": fitted.calibration_error},
+        "encoder": _encoder_card(settings) if encoder is not None else None,
         "training_data": {
             "files": [str(p.relative_to(settings.root)) if p.is_relative_to(settings.root) else str(p)
                       for p in training_files(settings)],
             "sha256": sha, "n_examples": len(rows), "n_corrections": corrections,
             "n_negatives": int((Y.sum(axis=1) == 0).sum()),
         },
-        "cross_validation": {"folds": FOLDS, "seed": SEED, **cv},
+        "cross_validation": {"folds": FOLDS, "seed": SEED, **fitted.cv},
         "trained_at": started.isoformat(timespec="seconds"),
         "training_seconds": round((datetime.now(timezone.utc) - started).total_seconds(), 2),
     }
-    save(pipeline, card, *artefact_paths(settings))
+    save(classifier, card, *artefact_paths(settings))
     return card
 
 
@@ -330,28 +496,47 @@ def _nlp(settings):
     return load_pipeline(settings.nlp, settings.path(settings.nlp.entities_path))
 
 
-def save(pipeline, card: dict, artefact: Path, card_path: Path) -> None:
-    """Write both files atomically (a reader never sees half an artefact)."""
+def _encoder(settings):
+    from monitor.encoder import load_encoder
+
+    return load_encoder(settings.path(settings.model.encoder_dir))
+
+
+def _encoder_card(settings) -> dict:
+    from monitor.classify import file_sha256
+    from monitor.encoder import MODEL_FILE
+
+    path = settings.path(settings.model.encoder_dir) / MODEL_FILE
+    return {"model_file": path.name, "sha256": file_sha256(path)}
+
+
+def save(classifier, card: dict, artefact: Path, card_path: Path) -> None:
+    """Write every file atomically (a reader never sees half an artefact); the numpy files
+    record the sha256 of the skops file they belong to."""
+    import numpy as np
     import skops.io as sio
 
-    from monitor.classify import COMPILED_NAME, compile_pipeline, file_sha256
+    from monitor.classify import COMPILED_NAME, HEAD_NAME, compile_pipeline, file_sha256
 
     artefact.parent.mkdir(parents=True, exist_ok=True)
     tmp_artefact = artefact.with_name(artefact.name + ".tmp")
-    sio.dump(pipeline, tmp_artefact, compression=zipfile.ZIP_DEFLATED, compresslevel=9)
+    sio.dump(classifier.pipeline, tmp_artefact, compression=zipfile.ZIP_DEFLATED, compresslevel=9)
+    source = np.array(file_sha256(tmp_artefact))
     tmp_card = card_path.with_name(card_path.name + ".tmp")
     tmp_card.write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
-    compiled = compile_pipeline(pipeline)
-    target = artefact.with_name(COMPILED_NAME)
-    if compiled is not None:
-        import numpy as np
-
-        tmp_compiled = target.with_name(target.name + ".tmp")
-        with open(tmp_compiled, "wb") as handle:
-            np.savez_compressed(handle, source_sha256=np.array(file_sha256(tmp_artefact)), **compiled)
-        os.replace(tmp_compiled, target)
-    elif target.exists():
-        target.unlink()
+    compiled = compile_pipeline(classifier.pipeline)
+    head = classifier.head
+    arrays = {COMPILED_NAME: compiled,
+              HEAD_NAME: {"coef": head.coef, "intercept": head.intercept} if head is not None else None}
+    for name, content in arrays.items():
+        target = artefact.with_name(name)
+        if content is None:
+            target.unlink(missing_ok=True)
+            continue
+        tmp = target.with_name(target.name + ".tmp")
+        with open(tmp, "wb") as handle:
+            np.savez_compressed(handle, source_sha256=source, **content)
+        os.replace(tmp, target)
     os.replace(tmp_artefact, artefact)
     os.replace(tmp_card, card_path)
 
@@ -372,25 +557,17 @@ def evaluate(classifier, nlp, rows: list[dict]) -> dict:
 def compare(settings, taxonomy, names: list[str] | None = None, dev_rows: list[dict] | None = None) -> list[dict]:
     """Cross-validate each candidate on the training data (and score it on dev rows, if
     given, after fitting on all training data). For models/README.md."""
-    import numpy as np
-
-    from monitor.classify import Classifier, tag_texts
-
     rows, label_ids, nlp = load_training_rows(settings, taxonomy), list(taxonomy.ids), _nlp(settings)
-    X, Y = texts_and_entities(nlp, rows), label_matrix(rows, label_ids)
-    folds = fold_ids(len(rows))
+    names = names or list(CANDIDATES)
+    encoder = _encoder(settings) if any(CANDIDATES[name].encoder_weight for name in names) else None
+    prepared, Y = prepare(nlp, rows, encoder), label_matrix(rows, label_ids)
     table = []
-    for name in names or list(CANDIDATES):
-        spec = CANDIDATES[name]
+    for name in names:
         started = datetime.now(timezone.utc)
-        oof = out_of_fold(spec, X, Y, folds)
-        cv = metrics(Y, cross_fitted_predictions(oof, Y, folds, label_ids, spec.thresholds), label_ids)
-        entry = {"model": name, "cv": cv, "seconds": round((datetime.now(timezone.utc) - started).total_seconds(), 1)}
+        fitted = fit_classifier(CANDIDATES[name], prepared, Y, label_ids, encoder, name)
+        entry = {"model": name, "cv": fitted.cv, "ece": fitted.calibration_error["mean"],
+                 "seconds": round((datetime.now(timezone.utc) - started).total_seconds(), 1)}
         if dev_rows:
-            pipeline = build_pipeline(spec).fit(X, Y)
-            classifier = Classifier(pipeline, label_ids, choose_thresholds(oof, Y, label_ids, spec.thresholds), name, {})
-            results = tag_texts(nlp, classifier, [(r["title"], r["text"]) for r in dev_rows])
-            entry["dev"] = metrics(label_matrix(dev_rows, label_ids),
-                                   np.array([[lab in r.labels for lab in label_ids] for r in results]), label_ids)
+            entry["dev"] = evaluate(fitted.classifier, nlp, dev_rows)
         table.append(entry)
     return table

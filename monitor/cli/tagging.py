@@ -54,8 +54,9 @@ def _summary(metrics: dict) -> str:
 @click.option("--compare", is_flag=True, help="Cross-validate every candidate model and print the comparison instead.")
 @click.option("--dev", "dev_path", type=click.Path(dir_okay=False, path_type=Path),
               help="With --compare: also score each candidate on this labelled JSONL (measuring only).")
+@click.option("--candidates", default="", help="With --compare: comma-separated candidate names (default: all).")
 @pass_ctx
-def train(ctx, compare: bool, dev_path: Path | None) -> None:
+def train(ctx, compare: bool, dev_path: Path | None, candidates: str) -> None:
     """Train the classifier on models/training/*.jsonl plus analyst corrections; print
     cross-validated per-label P/R/F1; write the artefact and model card."""
     from monitor import training
@@ -63,7 +64,11 @@ def train(ctx, compare: bool, dev_path: Path | None) -> None:
     app, console = ctx.app, _console()
     if compare:
         dev = training.read_jsonl(dev_path, app.taxonomy) if dev_path else None
-        _print_comparison(console, training.compare(app.settings, app.taxonomy, dev_rows=dev))
+        names = [name.strip() for name in candidates.split(",") if name.strip()] or None
+        unknown = [name for name in names or [] if name not in training.CANDIDATES]
+        if unknown:
+            raise InputError(f"unknown candidate {', '.join(unknown)}; known: {', '.join(training.CANDIDATES)}")
+        _print_comparison(console, training.compare(app.settings, app.taxonomy, names=names, dev_rows=dev))
         return
     card = training.train(app.settings, app.taxonomy, nlp=app.nlp, engine_factory=lambda: app.engine)
     cv, data = card["cross_validation"], card["training_data"]
@@ -84,11 +89,11 @@ def _print_comparison(console, table: list[dict]) -> None:
     from rich.table import Table
 
     out = Table(title="candidates (CV = 5-fold on the training data)", title_justify="left")
-    for name in ("model", "CV micro", "CV macro", "CV relevance", "dev micro", "dev macro", "dev relevance", "seconds"):
+    for name in ("model", "CV micro", "CV macro", "CV relevance", "CV ECE", "dev micro", "dev macro", "dev relevance", "seconds"):
         out.add_column(name, justify="left" if name == "model" else "right")
     for row in table:
         cv, dev = row["cv"], row.get("dev")
-        cells = [f"{cv['micro_f1']:.3f}", f"{cv['macro_f1']:.3f}", f"{cv['relevance_f1']:.3f}"]
+        cells = [f"{cv['micro_f1']:.3f}", f"{cv['macro_f1']:.3f}", f"{cv['relevance_f1']:.3f}", f"{row['ece']:.3f}"]
         cells += [f"{dev[k]:.3f}" for k in ("micro_f1", "macro_f1", "relevance_f1")] if dev else ["", "", ""]
         out.add_row(row["model"], *cells, f"{row['seconds']:.1f}")
     console.print(out)
@@ -134,18 +139,17 @@ def classify(ctx, source: str | None, url: str | None, title: str, jsonl_path: P
     if jsonl_path:
         _classify_jsonl(ctx.app, jsonl_path)
         return
-    if url:
-        fetched_title, text = _fetch_text(ctx.settings, url)
-        title = title or fetched_title
-    else:
-        text = _read_text(source)
-    if not (title.strip() or text.strip()):
+    text = "" if url else _read_text(source)
+    if not url and not (title.strip() or text.strip()):
         raise InputError(f"{_name(source, url)}: no text to classify (empty or whitespace only)")
-    from monitor.classify import tag_texts
+    from monitor.service import classify_article
 
     app = ctx.app
     _warn_if_long(app, title, text, _name(source, url))
-    result = tag_texts(app.nlp, app.classifier, [(title, text)])[0]
+    try:
+        result = classify_article(app, title, text, url or "").tag
+    except FetchError as exc:
+        raise InputError(f"cannot fetch {url}: {exc}") from None
     if as_json:
         click.echo(json.dumps(result.to_json(), ensure_ascii=False))
     else:
@@ -164,21 +168,6 @@ def _read_text(source: str | None) -> str:
     else:
         data, name = read_file_bytes(Path(source)), source
     return decode_text(data, name)
-
-
-def _fetch_text(settings, url: str) -> tuple[str, str]:
-    from monitor.fetch import fetch_page
-    from monitor.parse import extract_article_text
-
-    try:
-        final_url, body = fetch_page(url, settings.fetch)
-    except FetchError as exc:
-        raise InputError(f"cannot fetch {url}: {exc}") from None
-    extracted = extract_article_text(body, final_url)
-    title, text = extracted if isinstance(extracted, tuple) else ("", extracted)
-    if not (text or "").strip():
-        raise InputError(f"{final_url}: no article text found on the page")
-    return title or "", text
 
 
 def _warn_if_long(app, title: str, text: str, name: str) -> None:

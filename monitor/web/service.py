@@ -5,31 +5,21 @@ storage.tags.apply_correction). Nothing here knows about HTTP.
 
 from __future__ import annotations
 
-import html
-import re
 import threading
 from time import monotonic
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
 
 from monitor.app import App
-from monitor.errors import FetchError, InputError
+from monitor.errors import InputError
 from monitor.records import DigestRecord, RenderedDigest, TagResult
+from monitor.service import BadUrl  # noqa: F401  (the pages map it to 400)
 from monitor.storage.browse import ArticleFilter
 from monitor.web.similar import SimilarIndex, SimilarStory
-
-# spaCy and the classifier are shared by every request thread; one inference at a time
-# keeps them safe without paying for a copy per thread.
-_INFERENCE_LOCK = threading.Lock()
-TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
 
 
 class NotFound(InputError):
     """The article (or other stored thing) does not exist."""
-
-
-class BadUrl(InputError):
-    """A URL we will not fetch (not http or https)."""
 
 
 @dataclass(frozen=True)
@@ -48,47 +38,16 @@ def check_text(title: str, text: str) -> tuple[str, str]:
     return title, text
 
 
-def check_url(url: str) -> str:
-    url = (url or "").strip()
-    if not url.lower().startswith(("http://", "https://")):
-        raise BadUrl(f"only http:// and https:// URLs can be fetched, not {url[:80]!r}")
-    return url
-
-
-def fetch_article(app: App, url: str) -> tuple[str, str, str]:
-    """(final_url, title, text) of an article page; FetchError for unsafe or failing URLs."""
-    from monitor.fetch import fetch_page
-    from monitor.parse import extract_article_text
-
-    final_url, body = fetch_page(check_url(url), app.settings.fetch)
-    text = extract_article_text(body, final_url)
-    if not text.strip():
-        raise FetchError(f"{final_url}: no article text found on the page")
-    return final_url, _page_title(body), text
-
-
-def _page_title(body: bytes) -> str:
-    match = TITLE.search(body[:200_000].decode("utf-8", "replace"))
-    return " ".join(html.unescape(match.group(1)).split())[:300] if match else ""
-
-
-def tag_one(app: App, title: str, text: str) -> TagResult:
-    from monitor.classify import tag_texts
-
-    with _INFERENCE_LOCK:
-        return tag_texts(app.nlp, app.classifier, [(title, text)])[0]
-
-
 def classify(app: App, similar: SimilarIndex | None, title: str = "", text: str = "", url: str = "") -> Classified:
-    """Tag a pasted text, or the text of the page at `url`; nothing is stored."""
-    page_url = None
-    if (url or "").strip() and not (text or "").strip():
-        page_url, fetched_title, text = fetch_article(app, url)
-        title = title or fetched_title
-    title, text = check_text(title, text)
-    tag = tag_one(app, title, text)
-    stories = similar.search(app.engine, f"{title}\n{text}") if similar else []
-    return Classified(title, text, page_url, tag, stories)
+    """Tag a pasted text, or the text of the page at `url`, as the CLI does (the one
+    service function), plus the stored stories most like it; nothing is stored."""
+    from monitor.service import classify_article
+
+    if not (url or "").strip():
+        title, text = check_text(title, text)
+    article = classify_article(app, title, text, url)
+    stories = similar.search(app.engine, f"{article.title}\n{article.text}") if similar else []
+    return Classified(article.title, article.text, article.url, article.tag, stories)
 
 
 def check_labels(app: App, labels: list[str]) -> list[str]:
