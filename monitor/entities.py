@@ -37,7 +37,14 @@ NOT_ENTITIES = frozenset({
     "ai", "a.i.", "agi", "genai", "gen ai", "llm", "llms", "api", "ceo", "cfo", "cto", "ipo",
     "gpu", "gpus", "cloud", "ip", "big tech", "explainer", "analysis", "the", "inc", "corp", "co", "update", "read more", "related",
     "advertisement", "photo", "getty images", "reuters", "bloomberg",
+    # concepts the NER mistakes for organisations when capitalised
+    "artificial intelligence", "artificial general intelligence", "generative ai", "cloud computing",
+    "machine learning", "large language models", "superintelligence",
 })
+# A line that ends without sentence punctuation is a heading, a bullet, a table row or a
+# caption: the statistical NER reads capitalised common words there as names ("Key
+# benefits", "Push for broader fair use", "Cloud Computing: The Silent Battleground").
+_SENTENCE_END = tuple('.!?"”’)')
 _BULLETS = "•·▪◦‣-–—*>|#:;,.\"'“”‘’()[]{} \t"
 _MAX_TOKENS = 8
 
@@ -116,14 +123,41 @@ def doc_entities(doc) -> list[Entity]:
     """The kept entities of one parsed doc, first mention first, with a mention count."""
     found: dict[str, Entity] = {}
     counts: dict[str, int] = {}
+    fragments = _fragment_lines(doc.text)
     for span in doc.ents:
         entity = _clean(span)
-        if entity is None:
+        if entity is None or (entity.id is None and _in_fragment(span, fragments)):
             continue
         key = entity.id or entity.text.lower()
         counts[key] = counts.get(key, 0) + 1
         found.setdefault(key, entity)
     return [_with_mentions(entity, counts[key]) for key, entity in found.items()]
+
+
+def _fragment_lines(text: str) -> list[tuple[int, int, bool]]:
+    """(start, end, is_heading) of every line after the first that is not a sentence.
+    The first line is the title: a headline names real actors."""
+    out, offset = [], 0
+    for number, line in enumerate(text.split("\n")):
+        start, offset = offset, offset + len(line) + 1
+        stripped = line.strip().strip(_BULLETS)
+        if number == 0 or not stripped or line.rstrip().endswith(_SENTENCE_END):
+            continue
+        words = [w for w in re.findall(r"[A-Za-z][\w'-]*", stripped)]
+        capitals = sum(1 for w in words if w[0].isupper())
+        out.append((start, start + len(line), len(words) <= 12 and capitals >= 0.6 * max(len(words), 1)))
+    return out
+
+
+def _in_fragment(span, fragments) -> bool:
+    """A statistical span inside a heading, or a one-word span (or one at the start) of a
+    bullet or table row: in those lines capitals do not mark names."""
+    for start, end, heading in fragments:
+        if start <= span.start_char < end:
+            before = span.doc.text[start:span.start_char].strip(_BULLETS)
+            before = re.sub(r"^\d+[.)]?\s*", "", before)
+            return heading or len(span) == 1 or not before
+    return False
 
 
 def _with_mentions(entity: Entity, mentions: int) -> Entity:

@@ -109,3 +109,38 @@ def test_entity_file_problems_are_config_errors(tmp_path):
         load_entity_config(bad)
     with pytest.raises(ConfigError, match="not found"):
         load_entity_config(tmp_path / "missing.toml")
+
+
+# An analysis laid out the way newsletters are: headings, bullets, a table row.
+LAID_OUT = """Partners under strain
+
+The Genesis of a Powerful Alliance
+
+Microsoft invested in OpenAI in 2019, and Satya Nadella called it a bet on the future.
+
+  • Key benefits for Microsoft:
+  • Financial stability for long-term research
+Content moderation Enterprise-focused safeguards Push for broader fair use arguments
+
+Cloud Computing: The Silent Battleground
+
+Azure remains the exclusive cloud, and the US and the EU are watching. Amy Klobuchar said the FTC should look closely.
+"""
+
+
+def test_headings_bullets_and_table_rows_give_no_names(nlp):
+    [found] = extract_entities(nlp, [LAID_OUT])
+    texts = {e.text for e in found}
+    for junk in ("Genesis", "Key", "Financial", "Content", "Push", "Cloud Computing", "Cloud"):
+        assert junk not in texts
+    ids = by_id(found)
+    for kept in ("microsoft", "openai", "azure", "satya_nadella", "united_states", "european_union", "ftc"):
+        assert kept in ids
+    # A name the ruler does not know survives inside a sentence.
+    assert "Amy Klobuchar" in texts
+
+
+def test_a_headline_keeps_its_names(nlp):
+    """The first line is the title: it has no full stop, and its names are real."""
+    [found] = extract_entities(nlp, ["Senator Amy Klobuchar Presses Microsoft\n\nShe wrote to the company."])
+    assert "Amy Klobuchar" in {e.text for e in found}
