@@ -557,3 +557,11 @@ def test_api_review_queue_and_decision(app, client):
     assert [item["id"] for item in client.get("/api/review").json()["items"]] == [ids[1], ids[0]]
     assert client.post(f"/api/review/{ids[1]}", json={"label": "cloud", "decision": "maybe"}).status_code == 422
     assert client.get("/api/articles?needs_review=true").json()["total"] == 2
+
+
+def test_openapi_documents_the_review_api(client):
+    spec = client.get("/openapi.json").json()
+    assert {"/api/review", "/api/review/{article_id}"} <= set(spec["paths"])
+    classify_out = spec["components"]["schemas"]["ClassifyOut"]["properties"]
+    assert {"needs_review", "review", "uncertainty"} <= set(classify_out)
+    assert "needs_review" in {p["name"] for p in spec["paths"]["/api/articles"]["get"]["parameters"]}

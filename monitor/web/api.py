@@ -69,6 +69,9 @@ class ClassifyOut(BaseModel):
     thresholds: dict[str, float]
     evidence: dict[str, list[str]]
     truncated: bool
+    needs_review: bool = Field(description="some label's score is within the review band around its threshold")
+    review: list[str] = Field(description="those labels, most uncertain first")
+    uncertainty: float = Field(description="0..1, higher = closer to a threshold; 0 when nothing needs review")
 
 
 @router.post("/classify", dependencies=[Depends(require_json)], responses={200: {"model": ClassifyOut}})
