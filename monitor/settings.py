@@ -120,6 +120,8 @@ class ModelSettings(_Section):
     training_dir: Path = Path("models/training")
     artefact_dir: Path = Path("models/artefacts")
     encoder_dir: Path = Path("models/encoder")  # the shipped sentence encoder (ONNX + tokenizer)
+    # Document embeddings of the training texts by sha256, so `train` embeds only new texts.
+    embedding_cache: Path = Path("models/artefacts/embedding-cache.npz")
     auto_train: bool = True  # train on first use when no artefact exists
     # A label whose probability is within this distance of its threshold flags the article
     # for review (0 turns the review queue off).

@@ -147,8 +147,9 @@ class Prepared:
     embeddings: object | None = None
 
 
-def prepare(nlp, rows: list[dict], encoder=None) -> Prepared:
-    """The same composition, cut and sentence split as `classify.tag_texts`."""
+def prepare(nlp, rows: list[dict], encoder=None, cache: Path | None = None) -> Prepared:
+    """The same composition, cut and sentence split as `classify.tag_texts`; embeddings
+    from `cache` where a text was embedded before."""
     from monitor import entities as ents
     from monitor.classify import compose, cut, doc_sentences
 
@@ -157,8 +158,44 @@ def prepare(nlp, rows: list[dict], encoder=None) -> Prepared:
     enabled = [name for name in ("senter", "sentencizer", "parser") if name in nlp.pipe_names][:1]
     with nlp.select_pipes(enable=enabled):
         sentences = [doc_sentences(doc) for doc in ents.pipe(nlp, texts)]
-    embeddings = encoder.embed_documents(texts) if encoder is not None else None
+    embeddings = document_embeddings(encoder, texts, cache) if encoder is not None else None
     return Prepared(texts, sentences, embeddings)
+
+
+def document_embeddings(encoder, texts: list[str], cache: Path | None):
+    """encoder.embed_documents(texts), reusing the vectors stored in `cache` (keyed by the
+    text's sha256) and writing back exactly the vectors of these texts. Embedding is most of
+    the training time; the cache keeps `train` well under a minute after the first run."""
+    import numpy as np
+
+    keys = [hashlib.sha256(text.encode("utf-8")).hexdigest() for text in texts]
+    known = _read_embedding_cache(cache)
+    missing = sorted({key: text for key, text in zip(keys, texts) if key not in known}.items())
+    if missing:
+        log.info("embedding %d texts with the sentence encoder...", len(missing))
+        vectors = encoder.embed_documents([text for _, text in missing])
+        known.update({key: vector for (key, _), vector in zip(missing, vectors)})
+    embeddings = np.stack([known[key] for key in keys]).astype(np.float32) if keys else np.zeros((0, 384), np.float32)
+    if cache is not None and (missing or len(known) != len(set(keys))):
+        order = sorted(set(keys))
+        tmp = cache.with_name(cache.name + ".tmp")
+        with open(tmp, "wb") as handle:
+            np.savez_compressed(handle, keys=np.array(order), vectors=np.stack([known[key] for key in order]))
+        os.replace(tmp, cache)
+    return embeddings
+
+
+def _read_embedding_cache(cache: Path | None) -> dict:
+    import numpy as np
+
+    if cache is None or not cache.exists():
+        return {}
+    try:
+        with np.load(cache, allow_pickle=False) as data:
+            return dict(zip(data["keys"].tolist(), data["vectors"]))
+    except (OSError, ValueError, KeyError) as exc:
+        log.warning("ignoring the embedding cache %s (%s)", cache, exc)
+        return {}
 
 
 def subset(prepared: Prepared, mask) -> Prepared:
@@ -457,7 +494,8 @@ def train(settings, taxonomy, rows: list[dict] | None = None, corrections: int =
     spec = CANDIDATES[model]
     encoder = _encoder(settings) if spec.encoder_weight else None
     Y = label_matrix(rows, label_ids)
-    fitted = fit_classifier(spec, prepare(nlp, rows, encoder), Y, label_ids, encoder, model)
+    prepared = prepare(nlp, rows, encoder, embedding_cache(settings))
+    fitted = fit_classifier(spec, prepared, Y, label_ids, encoder, model)
     sha = data_sha256(rows)
     version = f"tm-{started:%Y%m%d}-{hashlib.sha256((sha + model + FEATURE_VERSION).encode()).hexdigest()[:10]}"
     classifier = replace(fitted.classifier, model_version=version)
@@ -494,6 +532,10 @@ def _nlp(settings):
     from monitor.entities import load_pipeline
 
     return load_pipeline(settings.nlp, settings.path(settings.nlp.entities_path))
+
+
+def embedding_cache(settings) -> Path:
+    return settings.path(settings.model.embedding_cache)
 
 
 def _encoder(settings):
@@ -560,7 +602,7 @@ def compare(settings, taxonomy, names: list[str] | None = None, dev_rows: list[d
     rows, label_ids, nlp = load_training_rows(settings, taxonomy), list(taxonomy.ids), _nlp(settings)
     names = names or list(CANDIDATES)
     encoder = _encoder(settings) if any(CANDIDATES[name].encoder_weight for name in names) else None
-    prepared, Y = prepare(nlp, rows, encoder), label_matrix(rows, label_ids)
+    prepared, Y = prepare(nlp, rows, encoder, embedding_cache(settings)), label_matrix(rows, label_ids)
     table = []
     for name in names:
         started = datetime.now(timezone.utc)

@@ -17,6 +17,8 @@ from monitor.taxonomy import LABEL_IDS, load_taxonomy
 REPO = Path(__file__).resolve().parent.parent
 ARTEFACTS = REPO / "models" / "artefacts"
 DEV = REPO.parent / "shared" / "eval" / "real-news-dev.jsonl"
+ENCODER = REPO / "models" / "encoder"
+SEED = REPO / "tests" / "fixtures" / "seed-article.txt"  # shared/seed-article.txt, the source analysis
 
 TALENT = (
     "Microsoft hires OpenAI researchers as poaching war heats up",
@@ -50,7 +52,7 @@ def nlp():
 
 @pytest.fixture(scope="module")
 def classifier(taxonomy):
-    return load_classifier(ARTEFACTS / ARTEFACT_NAME, ARTEFACTS / CARD_NAME, taxonomy)
+    return load_classifier(ARTEFACTS / ARTEFACT_NAME, ARTEFACTS / CARD_NAME, taxonomy, ENCODER, review_band=0.1)
 
 
 def test_clear_texts_get_the_obvious_labels(nlp, classifier):
@@ -84,9 +86,100 @@ def test_every_label_has_evidence_from_the_text(nlp, classifier):
     [result] = tag_texts(nlp, classifier, [CLOUD])
     body = " ".join(CLOUD)
     assert set(result.evidence) == set(result.labels)
-    for sentences in result.evidence.values():
-        assert 1 <= len(sentences) <= 3
-        assert all(sentence.rstrip("…")[:40] in body for sentence in sentences)
+    for passages in result.evidence.values():
+        assert 1 <= len(passages) <= 3
+        assert all(passage.rstrip("…")[:40] in body for passage in passages)
+
+
+# A story about a funding round that develops the compute deal in one paragraph only.
+PASSING_CLOUD = (
+    "OpenAI raises $40bn at a $300bn valuation",
+    "OpenAI has closed a $40bn funding round led by SoftBank, valuing the ChatGPT maker at $300bn, "
+    "the largest private raise on record. Investors including Thrive Capital and Coatue joined, and "
+    "the company said the money would fund research and its growing staff.\n\n"
+    "The round lifts OpenAI's valuation far above its last tender offer, and early backers can sell "
+    "some of their shares. The company expects revenue to triple this year.\n\n"
+    "Much of the money will go to computing power. OpenAI will rent data-centre capacity from Oracle "
+    "and CoreWeave instead of relying only on Microsoft's Azure cloud, and the Stargate sites in Texas "
+    "will house hundreds of thousands of Nvidia GPUs.\n\n"
+    "SoftBank can cut its commitment to $20bn if OpenAI has not completed its restructuring into a "
+    "for-profit company by the end of the year, according to the filing.",
+)
+
+
+def test_passages_are_overlapping_windows_of_sentences():
+    from monitor.classify import passages
+
+    sentences = ["One.", "Two.", "Three.", "Four."]
+    windows = passages(sentences, 3)
+    assert [p.text for p in windows] == ["One. Two. Three.", "Two. Three. Four."]
+    assert [(p.start, p.end) for p in windows] == [(0, 3), (1, 4)]
+    assert [p.text for p in passages(sentences[:2], 3)] == ["One. Two."]
+    assert passages([], 3) == []
+
+
+def test_a_label_developed_in_one_paragraph_is_found_there(nlp, classifier):
+    [result] = tag_texts(nlp, classifier, [PASSING_CLOUD])
+    assert "investors" in result.labels
+    assert "cloud" in result.labels
+    assert any("Oracle" in passage or "GPUs" in passage for passage in result.evidence["cloud"])
+
+
+def test_the_best_passage_lifts_a_label_above_the_whole_text_score(nlp, classifier):
+    """The same paragraph scores higher for cloud inside the long story than the story's
+    own whole-text score does: the passage is what carries the label."""
+    from monitor.classify import doc_sentences, score_texts
+
+    title, body = PASSING_CLOUD
+    text = f"{title}\n\n{body}"
+    scores = score_texts(classifier, [text], [doc_sentences(nlp(text))])
+    cloud = classifier.label_ids.index("cloud")
+    assert scores.best_passage[0, cloud] > scores.doc[0, cloud]
+
+
+def test_seed_analysis_gets_every_friction_point_and_scenario_with_evidence(nlp, classifier):
+    """The analysis the tension model comes from names every label under its own heading."""
+    [result] = tag_texts(nlp, classifier, [("", SEED.read_text(encoding="utf-8"))])
+    assert set(result.labels) == set(LABEL_IDS)
+    for label in LABEL_IDS:
+        assert result.evidence[label], f"no evidence passage for {label}"
+    texts = {e.text for e in result.entities}
+    for junk in ("Genesis", "Key", "Financial", "Content", "Push", "Cloud Computing"):
+        assert junk not in texts
+    ids = {e.id for e in result.entities}
+    assert {"microsoft", "openai", "azure", "chatgpt", "mai", "google", "gemini", "anthropic", "claude",
+            "european_union", "united_states"} <= ids
+
+
+def test_crlf_and_odd_spaces_give_the_same_reading(nlp, classifier):
+    title, body = PASSING_CLOUD
+    windows = body.replace("\n", "\r\n").replace(" ", "\u00a0", 3) + "\r\n"
+    plain, pasted = tag_texts(nlp, classifier, [(title, body), (title, windows)])
+    assert pasted.to_json() == plain.to_json()
+
+
+def test_review_band_lists_labels_near_their_threshold_closest_first(classifier):
+    from monitor.classify import review_band
+
+    row = [classifier.thresholds[label] - 0.5 for label in classifier.label_ids]
+    control, cloud = classifier.label_ids.index("control"), classifier.label_ids.index("cloud")
+    row[control] = classifier.thresholds["control"] + 0.08  # just above: labelled, but close
+    row[cloud] = classifier.thresholds["cloud"] - 0.02  # just below: not labelled, very close
+    labels, uncertainty = review_band(classifier, row)
+    assert labels == ["cloud", "control"]
+    assert uncertainty == pytest.approx(0.8)
+    far = [classifier.thresholds[label] + 0.4 for label in classifier.label_ids]
+    assert review_band(classifier, far) == ([], 0.0)
+
+
+def test_needs_review_reaches_the_result(nlp, classifier):
+    results = tag_texts(nlp, classifier, [TALENT, CLOUD, OFF_TOPIC, PASSING_CLOUD])
+    for result in results:
+        near = [label for label, score in result.scores.items()
+                if abs(score - result.thresholds[label]) <= classifier.review_band]
+        assert sorted(result.review) == sorted(near)
+        assert result.needs_review == bool(near)
+        assert result.to_json()["needs_review"] == bool(near)
 
 
 def test_long_text_is_cut_and_flagged(nlp, classifier):

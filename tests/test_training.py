@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from monitor import training
-from monitor.classify import ARTEFACT_NAME, CARD_NAME, load_or_train
+from monitor.app import App
+from monitor.classify import ARTEFACT_NAME, CARD_NAME
 from monitor.errors import InputError, ModelError
 from monitor.taxonomy import LABEL_IDS, load_taxonomy
 
@@ -60,13 +61,13 @@ def test_bad_training_rows_are_one_line_input_errors(tmp_path, taxonomy):
 def test_no_artefact_and_no_auto_train_says_run_train(tmp_path, make_settings, taxonomy):
     settings = make_settings(f'[model]\nartefact_dir = "{tmp_path / "none"}"\nauto_train = false\n')
     with pytest.raises(ModelError, match="run `tension-monitor train`"):
-        load_or_train(settings, taxonomy)
+        App(settings).classifier
 
 
 def test_first_use_trains_and_writes_artefact_and_card(tmp_path, make_settings, taxonomy, caplog):
     settings = make_settings(f'[model]\nartefact_dir = "{tmp_path / "artefacts"}"\n')
     with caplog.at_level(logging.WARNING):
-        classifier = load_or_train(settings, taxonomy)
+        classifier = App(settings).classifier
     assert "no model artefact found; training one now" in caplog.text
     assert (tmp_path / "artefacts" / ARTEFACT_NAME).exists()
     card = json.loads((tmp_path / "artefacts" / CARD_NAME).read_text())
@@ -78,7 +79,56 @@ def test_first_use_trains_and_writes_artefact_and_card(tmp_path, make_settings, 
     cv = card["cross_validation"]
     assert set(cv["per_label"]) == set(LABEL_IDS)
     assert cv["micro_f1"] > 0.7 and cv["relevance_f1"] > 0.9
+    calibration = card["calibration"]
+    assert len(calibration["slopes"]) == len(LABEL_IDS)
+    assert set(calibration["expected_calibration_error"]) == set(LABEL_IDS) | {"mean"}
+    assert card["scoring"]["window"] >= 1
     assert card["trained_at"] and card["model_version"] == classifier.model_version
     # The second use loads what the first one wrote.
-    again = load_or_train(settings, taxonomy)
+    again = App(settings).classifier
     assert again.model_version == classifier.model_version
+
+
+def test_calibration_error_is_small_for_calibrated_and_large_for_skewed_scores():
+    rng = np.random.default_rng(0)
+    probability = rng.uniform(0, 1, 20_000)
+    truth = (rng.uniform(0, 1, 20_000) < probability).astype(int)
+    assert training.expected_calibration_error(probability, truth) < 0.02
+    assert training.expected_calibration_error(probability ** 3, truth) > 0.1
+
+
+def test_platt_calibration_turns_overconfident_scores_into_frequencies():
+    from monitor.classify import calibrate
+
+    rng = np.random.default_rng(1)
+    truth = rng.integers(0, 2, (4000, 1))
+    raw = np.where(truth == 1, rng.uniform(0.3, 1.0, truth.shape), rng.uniform(0.0, 0.7, truth.shape))
+    slopes, intercepts = training.fit_calibration(raw, truth)
+    calibrated = calibrate(raw, slopes, intercepts)
+    assert training.expected_calibration_error(calibrated[:, 0], truth[:, 0]) < \
+        training.expected_calibration_error(raw[:, 0], truth[:, 0])
+
+
+def test_embedding_cache_reuses_vectors_and_keeps_only_current_texts(tmp_path):
+    from pathlib import Path
+
+    from monitor.encoder import load_encoder
+
+    class CountingEncoder:
+        """The shipped encoder, recording which texts it was asked to embed."""
+
+        def __init__(self):
+            self.real = load_encoder(Path(__file__).resolve().parent.parent / "models" / "encoder")
+            self.seen = []
+
+        def embed_documents(self, texts):
+            self.seen += texts
+            return self.real.embed_documents(texts)
+
+    cache, encoder = tmp_path / "cache.npz", CountingEncoder()
+    first = training.document_embeddings(encoder, ["Azure capacity", "OpenAI buys compute"], cache)
+    again = training.document_embeddings(encoder, ["OpenAI buys compute", "A football match"], cache)
+    assert encoder.seen == ["Azure capacity", "OpenAI buys compute", "A football match"]
+    assert again[0].tolist() == first[1].tolist()
+    with np.load(cache) as data:
+        assert len(data["keys"]) == 2  # "a" is no longer a training text
