@@ -1,0 +1,89 @@
+"""The shipped sentence encoder (models/encoder/, int8 ONNX) run without PyTorch."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from monitor.encoder import DIMENSIONS, MAX_TOKENS, load_encoder
+from monitor.errors import ModelError
+
+REPO = Path(__file__).resolve().parent.parent
+ENCODER = REPO / "models" / "encoder"
+REFERENCE = REPO / "tests" / "fixtures" / "encoder" / "reference.json"
+
+INVESTOR = "Microsoft is OpenAI's largest investor"
+BACKER = "OpenAI's biggest backer is Microsoft"
+FOOTBALL = "The football match ended in a draw"
+
+
+@pytest.fixture(scope="module")
+def encoder():
+    return load_encoder(ENCODER)
+
+
+def test_paraphrases_are_closer_than_unrelated_sentences(encoder):
+    investor, backer, football = encoder.embed([INVESTOR, BACKER, FOOTBALL])
+    assert investor @ backer > 0.7  # 0.78 with the shipped int8 model
+    assert investor @ backer > investor @ football + 0.5
+    assert abs(backer @ football) < 0.2
+
+
+def test_embeddings_are_unit_float32_rows_in_input_order(encoder):
+    texts = [FOOTBALL, "short", INVESTOR * 40, ""]
+    vectors = encoder.embed(texts)
+    assert vectors.shape == (4, DIMENSIONS) and vectors.dtype == np.float32
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    # Order kept although embed() sorts by length internally.
+    assert vectors[0] @ encoder.embed([FOOTBALL])[0] > 0.99
+    assert encoder.embed([]).shape == (0, DIMENSIONS)
+
+
+def test_text_beyond_max_tokens_does_not_change_the_vector(encoder):
+    words = (INVESTOR + " and Azure hosts its models. ").split()
+    long_text = " ".join(words * (MAX_TOKENS // len(words) + 2))
+    tail_changed = long_text + " The football match ended in a draw." * 20
+    assert encoder.embed([long_text])[0] @ encoder.embed([tail_changed])[0] > 0.999
+
+
+def test_matches_the_pytorch_model(encoder):
+    """Reference vectors from sentence-transformers (scripts/export_encoder.py)."""
+    reference = json.loads(REFERENCE.read_text(encoding="utf-8"))
+    expected = np.array(reference["vectors"], dtype=np.float32)
+    cosines = np.sum(encoder.embed(reference["sentences"]) * expected, axis=1)
+    assert cosines.min() >= 0.99, cosines
+
+
+def test_documents_are_the_mean_of_their_chunks(encoder):
+    first = " ".join([INVESTOR] * 30)  # 5 words x 30 = one chunk of 150
+    second = " ".join([FOOTBALL] * 20)  # 7 words x 20 = 140, the second chunk
+    document = first + " " + second
+    chunked, empty, blank = encoder.embed_documents([document, "", "  \n "], chunk_words=150)
+    parts = encoder.embed([first, second])
+    mean = parts.mean(axis=0)
+    assert chunked @ (mean / np.linalg.norm(mean)) > 0.99
+    assert np.linalg.norm(chunked) == pytest.approx(1.0, abs=1e-5)
+    assert not empty.any() and not blank.any()
+    # A short text is one chunk: its document vector is its sentence vector.
+    assert encoder.embed_documents([BACKER])[0] @ encoder.embed([BACKER])[0] > 0.99
+
+
+def test_missing_model_file_is_named(tmp_path):
+    shutil.copy(ENCODER / "tokenizer.json", tmp_path / "tokenizer.json")
+    with pytest.raises(ModelError, match=r"model\.onnx: encoder model file missing"):
+        load_encoder(tmp_path)
+
+
+def test_corrupt_files_are_named(tmp_path):
+    shutil.copy(ENCODER / "tokenizer.json", tmp_path / "tokenizer.json")
+    (tmp_path / "model.onnx").write_bytes(b"not an onnx model")
+    with pytest.raises(ModelError, match=r"model\.onnx: not a usable ONNX model") as error:
+        load_encoder(tmp_path)
+    assert "\n" not in str(error.value)
+    (tmp_path / "tokenizer.json").write_text("{", encoding="utf-8")
+    with pytest.raises(ModelError, match=r"tokenizer\.json: not a usable tokenizer file"):
+        load_encoder(tmp_path)
