@@ -30,6 +30,14 @@ class ClassifiedArticle:
     url: str | None  # the page's final URL when the text was fetched
     tag: TagResult
 
+    def to_json(self) -> dict:
+        return article_json(self.title, self.url, self.tag)
+
+
+def article_json(title: str, url: str | None, tag: TagResult) -> dict:
+    """`classify --json` and POST /api/classify: the title and URL tagged, then the tags."""
+    return {"title": title, "url": url, **tag.to_json()}
+
 
 def check_url(url: str) -> str:
     url = (url or "").strip()

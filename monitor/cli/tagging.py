@@ -147,13 +147,13 @@ def classify(ctx, source: str | None, url: str | None, title: str, jsonl_path: P
     app = ctx.app
     _warn_if_long(app, title, text, _name(source, url))
     try:
-        result = classify_article(app, title, text, url or "").tag
+        article = classify_article(app, title, text, url or "")
     except FetchError as exc:
         raise InputError(f"cannot fetch {url}: {exc}") from None
     if as_json:
-        click.echo(json.dumps(result.to_json(), ensure_ascii=False))
+        click.echo(json.dumps(article.to_json(), ensure_ascii=False))
     else:
-        _print_result(_console(), result, app.taxonomy)
+        _print_result(_console(), article, app.taxonomy)
 
 
 def _name(source: str | None, url: str | None) -> str:
@@ -177,9 +177,12 @@ def _warn_if_long(app, title: str, text: str, name: str) -> None:
         click.echo(f"warning: {name}: text has {size} characters; only the first {limit} are tagged (nlp.max_chars)", err=True)
 
 
-def _print_result(console, result, taxonomy) -> None:
+def _print_result(console, article, taxonomy) -> None:
     from rich.markup import escape
 
+    result = article.tag
+    if article.title:
+        console.print(f"[bold]{escape(article.title)}[/]" + (f"  [dim]{escape(article.url)}[/]" if article.url else ""))
     verdict = "[bold green]relevant[/]" if result.relevant else "[dim]not relevant[/] (no label above its threshold)"
     console.print(f"{verdict}   model {result.model_version}" + ("   [yellow](text truncated)[/]" if result.truncated else ""))
     for heading, chosen in (("Friction points", result.friction_points), ("Scenarios", result.scenarios)):
@@ -191,6 +194,9 @@ def _print_result(console, result, taxonomy) -> None:
             console.print(f"  [bold]{item.id}[/] ({escape(name)})  {item.score:.2f}  (threshold {result.thresholds[item.id]:.2f})")
             for sentence in result.evidence.get(item.id, []):
                 console.print(f"      “{escape(sentence)}”")
+    if result.needs_review:
+        band = ", ".join(f"{k} {result.scores[k]:.2f} vs {result.thresholds[k]:.2f}" for k in result.review)
+        console.print(f"\n[yellow]needs review[/] (near the threshold): {band}")
     near = sorted(((s, k) for k, s in result.scores.items() if k not in result.labels), reverse=True)[:3]
     console.print("\n[dim]next highest: " + ", ".join(f"{k} {s:.2f}" for s, k in near) + "[/]")
     if result.entities:

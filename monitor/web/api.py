@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from monitor.errors import MonitorError
 from monitor.storage import browse
+from monitor.service import article_json
 from monitor.web import service
 from monitor.web.pages import status_for
 
@@ -83,7 +84,7 @@ def classify(request: Request, body: ClassifyIn) -> JSONResponse:
     except MonitorError as exc:
         raise HTTPException(status_for(exc), str(exc)) from None
     # The record's own JSON, not a response model: the shape stays the CLI's even as keys are added.
-    return JSONResponse(result.tag.to_json())
+    return JSONResponse(article_json(result.title, result.url, result.tag))
 
 
 class ArticleOut(BaseModel):
