@@ -16,7 +16,10 @@ from monitor.errors import MonitorError
 
 
 class AppContext:
-    """Loads settings on first use (so `--help` never touches the config file)."""
+    """Loads settings on first use (so `--help` never touches the config file).
+
+    This is the edge: the only place that hands the process environment and the current
+    folder to the settings loader."""
 
     def __init__(self, config: str | None):
         self._config = config
@@ -25,10 +28,14 @@ class AppContext:
     @property
     def app(self):
         if self._app is None:
-            from monitor.app import App
-            from monitor.settings import config_path, load_settings
+            from pathlib import Path
 
-            self._app = App(load_settings(config_path(self._config, os.environ)))
+            from monitor.app import App
+            from monitor.settings import default_settings, find_config, load_settings
+
+            path = find_config(self._config, os.environ, Path.cwd())
+            settings = load_settings(path, os.environ) if path else default_settings(os.environ, Path.cwd())
+            self._app = App(settings)
         return self._app
 
     @property
@@ -44,7 +51,8 @@ pass_ctx = click.make_pass_decorator(AppContext)
     "--config",
     "config",
     metavar="PATH",
-    help="Config file (default: $TENSION_MONITOR_CONFIG, then config/monitor.toml).",
+    help="Config file, before or after the command (default: $TENSION_MONITOR_CONFIG, then "
+    "./tension-monitor.toml, then $XDG_CONFIG_HOME/tension-monitor/config.toml, else built-in defaults).",
 )
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
 @click.version_option(package_name="tension-monitor")
@@ -70,10 +78,33 @@ def _register() -> None:
         importlib.import_module(f"{__name__}.{module.name}").register(cli)
 
 
+def hoist_config_option(args: list[str]) -> list[str]:
+    """Move `--config PATH` / `--config=PATH` written after the command to the front,
+    where the group reads it (click only knows group options before the command)."""
+    front: list[str] = []
+    rest: list[str] = []
+    index = 0
+    while index < len(args):
+        arg = args[index]
+        if arg == "--":
+            rest += args[index:]
+            break
+        if arg == "--config" and index + 1 < len(args):
+            front += args[index:index + 2]
+            index += 2
+            continue
+        if arg.startswith("--config="):
+            front.append(arg)
+        else:
+            rest.append(arg)
+        index += 1
+    return front + rest
+
+
 def main() -> None:
     _register()
     try:
-        cli.main(standalone_mode=False)
+        cli.main(args=hoist_config_option(sys.argv[1:]), standalone_mode=False)
     except MonitorError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(exc.exit_code)
