@@ -65,7 +65,10 @@ def current_revision(engine: Engine) -> str | None:
 def head_revision(engine: Engine) -> str:
     from alembic.script import ScriptDirectory
 
-    return ScriptDirectory.from_config(_alembic_config(engine)).get_current_head()
+    head = ScriptDirectory.from_config(_alembic_config(engine)).get_current_head()
+    if head is None:
+        raise StorageError(f"no migrations in {MIGRATIONS_DIR}")
+    return head
 
 
 def open_store(url: str, echo: bool = False) -> Engine:

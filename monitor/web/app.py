@@ -42,8 +42,9 @@ def create_app(app: App) -> FastAPI:
     web.include_router(pages.router)
     web.include_router(api.router)
     web.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
-    web.add_exception_handler(StarletteHTTPException, _http_error)
-    web.add_exception_handler(RequestValidationError, _validation_error)
+    # Starlette types handlers as taking any Exception; ours take the class they handle.
+    web.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]
+    web.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
     # Added innermost first: headers wrap everything, so even a 401 or 413 carries them.
     web.add_middleware(BodyLimitMiddleware, max_bytes=app.settings.web.max_body_bytes)
     if app.settings.web.token:

@@ -79,7 +79,8 @@ class BodyLimitMiddleware:
 
     async def _read_capped(self, receive) -> tuple[bytes, bool]:
         """A chunked body read until it ends or passes the cap (the rest is never read)."""
-        chunks, size = [], 0
+        chunks: list[bytes] = []
+        size = 0
         while True:
             message = await receive()
             if message["type"] != "http.request":
