@@ -174,11 +174,10 @@ def _fetch_text(settings, url: str) -> tuple[str, str]:
         final_url, body = fetch_page(url, settings.fetch)
     except FetchError as exc:
         raise InputError(f"cannot fetch {url}: {exc}") from None
-    extracted = extract_article_text(body, final_url)
-    title, text = extracted if isinstance(extracted, tuple) else ("", extracted)
-    if not (text or "").strip():
+    text = extract_article_text(body, final_url)
+    if not text.strip():
         raise InputError(f"{final_url}: no article text found on the page")
-    return title or "", text
+    return "", text  # trafilatura gives the text only; --title names the article
 
 
 def _warn_if_long(app, title: str, text: str, name: str) -> None:
