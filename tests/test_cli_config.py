@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import REPO
 CLASSIFY_TEXT = (
     "OpenAI signs multibillion-dollar compute deal with Oracle. OpenAI has agreed to buy data center "
     "capacity from Oracle, loosening its dependence on Microsoft's Azure, once its exclusive cloud provider."
@@ -83,3 +84,17 @@ def test_a_missing_named_config_is_one_line_and_exit_2(user):
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == ["error: nope.toml: config file not found (use --config or TENSION_MONITOR_CONFIG)"]
 
+
+
+def test_piped_status_is_one_line_per_feed_and_honours_columns(user):
+    long_name = "A rather long feed name that a narrow table would fold over several lines"
+    (user.work / "feed.xml").write_bytes((REPO / "config" / "demo-feeds" / "wire-tech.xml").read_bytes())
+    (user.work / "m.toml").write_text(f'[storage]\nurl = "sqlite:///m.db"\n[[feeds]]\nname = "{long_name}"\n'
+                                      'url = "file:feed.xml"\n[[feeds]]\nname = "gone"\nurl = "file:missing.xml"\n')
+    assert user("--config", "m.toml", "run", "--once").returncode == 0
+    piped = user("--config", "m.toml", "status")
+    assert piped.returncode == 0, piped.stderr
+    rows = [line for line in piped.stdout.splitlines() if long_name in line or line.lstrip().startswith("gone")]
+    assert len(rows) == 2 and "missing.xml" in rows[1]  # each feed whole on one line, error included
+    narrow = user("--config", "m.toml", "status", extra_env={"COLUMNS": "70"})
+    assert narrow.returncode == 0 and max(len(line) for line in narrow.stdout.splitlines()) <= 70

@@ -45,6 +45,18 @@ class AppContext:
 
 pass_ctx = click.make_pass_decorator(AppContext)
 
+PIPED_WIDTH = 1000  # piped output: one table row per line, however long, for grep and cut
+
+
+def make_console(compact: bool = False):
+    """A rich console for stdout. A terminal gets its own width; piped output gets
+    $COLUMNS when set, else lines as long as they need (rich would fold at 80)."""
+    from rich.console import Console
+
+    piped = not sys.stdout.isatty()
+    width = None if not piped or os.environ.get("COLUMNS") else PIPED_WIDTH
+    return Console(highlight=False, soft_wrap=compact and width == PIPED_WIDTH, width=width)
+
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
