@@ -76,8 +76,11 @@ def cli(ctx: click.Context, config: str | None, verbose: bool) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    # Alembic reports every plugin and migration context at INFO on each start.
-    logging.getLogger("alembic").setLevel(logging.DEBUG if verbose else logging.WARNING)
+    # Libraries talk at INFO about things a user did not ask about: Alembic about every
+    # migration context on each start, httpx about every request (the poll line says it
+    # once per feed), APScheduler about every job run. Their warnings still show.
+    for chatty in ("alembic", "httpx", "httpcore", "apscheduler"):
+        logging.getLogger(chatty).setLevel(logging.DEBUG if verbose else logging.WARNING)
     ctx.obj = AppContext(config)
     ctx.call_on_close(lambda: ctx.obj._app.close() if ctx.obj._app else None)
 
