@@ -10,9 +10,17 @@ import logging
 import os
 import sys
 
+from typing import TYPE_CHECKING
+
 import click
 
 from monitor.errors import MonitorError
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from monitor.app import App
+    from monitor.settings import Settings
 
 
 class AppContext:
@@ -23,10 +31,10 @@ class AppContext:
 
     def __init__(self, config: str | None):
         self._config = config
-        self._app = None
+        self._app: App | None = None
 
     @property
-    def app(self):
+    def app(self) -> App:
         if self._app is None:
             from pathlib import Path
 
@@ -39,7 +47,7 @@ class AppContext:
         return self._app
 
     @property
-    def settings(self):
+    def settings(self) -> Settings:
         return self.app.settings
 
 
@@ -48,7 +56,7 @@ pass_ctx = click.make_pass_decorator(AppContext)
 PIPED_WIDTH = 1000  # piped output: one table row per line, however long, for grep and cut
 
 
-def make_console(compact: bool = False):
+def make_console(compact: bool = False) -> Console:
     """A rich console for stdout. A terminal gets its own width; piped output gets
     $COLUMNS when set, else lines as long as they need (rich would fold at 80)."""
     from rich.console import Console

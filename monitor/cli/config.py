@@ -4,7 +4,7 @@ import json
 
 import click
 
-from monitor.cli import pass_ctx
+from monitor.cli import AppContext, pass_ctx
 
 
 def register(cli: click.Group) -> None:
@@ -19,7 +19,7 @@ def config_group() -> None:
 @config_group.command("show")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of TOML.")
 @pass_ctx
-def show(ctx, as_json: bool) -> None:
+def show(ctx: AppContext, as_json: bool) -> None:
     """Print the effective config (defaults filled in, secrets masked) as TOML that
     loads back with --config."""
     from monitor.settings import settings_as_toml, settings_for_display
