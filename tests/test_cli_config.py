@@ -3,6 +3,7 @@ HOME and the XDG folders pointing at empty places (nothing from this machine lea
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -98,3 +99,13 @@ def test_piped_status_is_one_line_per_feed_and_honours_columns(user):
     assert len(rows) == 2 and "missing.xml" in rows[1]  # each feed whole on one line, error included
     narrow = user("--config", "m.toml", "status", extra_env={"COLUMNS": "70"})
     assert narrow.returncode == 0 and max(len(line) for line in narrow.stdout.splitlines()) <= 70
+
+
+def test_evaluate_needs_no_config(user):
+    data = REPO / "tests" / "fixtures" / "eval-small.jsonl"
+    done = user("evaluate", "--data", str(data), "--json")
+    assert done.returncode == 0, done.stderr
+    metrics = json.loads(done.stdout)
+    assert metrics["n"] == 6 and len(metrics["per_label"]) == 13
+    assert metrics["relevance_f1"] >= 0.8  # four clear partnership stories, two clearly off-topic
+    assert list(user.work.iterdir()) == []
