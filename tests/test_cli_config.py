@@ -109,3 +109,10 @@ def test_evaluate_needs_no_config(user):
     assert metrics["n"] == 6 and len(metrics["per_label"]) == 13
     assert metrics["relevance_f1"] >= 0.8  # four clear partnership stories, two clearly off-topic
     assert list(user.work.iterdir()) == []
+
+
+def test_a_malformed_store_url_never_prints_its_password(user):
+    (user.work / "m.toml").write_text('[storage]\nurl = "postgresql+psycopg://u:hunter2@db:54x2/x"\n')
+    done = user("--config", "m.toml", "status")
+    assert done.returncode != 0 and "storage.url" in done.stderr
+    assert "hunter2" not in done.stderr and "Traceback" not in done.stderr

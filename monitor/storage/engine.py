@@ -23,7 +23,10 @@ def make_engine(url: str, echo: bool = False) -> Engine:
     try:
         engine = create_engine(url, echo=echo, pool_pre_ping=True, future=True)
     except (SQLAlchemyError, ImportError, ValueError) as exc:
-        raise StorageError(f"storage.url {url!r}: {exc}") from None
+        from monitor.settings import mask_url_password
+
+        shown = mask_url_password(url)  # the message may quote the URL: never its password
+        raise StorageError(f"storage.url {shown!r}: {str(exc).replace(url, shown)}") from None
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     return engine
