@@ -7,9 +7,16 @@ and a command only pays for what it uses.
 from __future__ import annotations
 
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 from monitor.settings import Settings
 from monitor.taxonomy import Taxonomy, load_taxonomy
+
+if TYPE_CHECKING:
+    from spacy.language import Language
+    from sqlalchemy import Engine
+
+    from monitor.classify import Classifier
 
 
 class App:
@@ -17,7 +24,7 @@ class App:
         self.settings = settings
 
     @cached_property
-    def engine(self):
+    def engine(self) -> Engine:
         from monitor.storage.engine import open_store
 
         return open_store(self.settings.database_url, echo=self.settings.storage.echo_sql)
@@ -27,13 +34,13 @@ class App:
         return load_taxonomy(self.settings.path(self.settings.model.taxonomy_path))
 
     @cached_property
-    def nlp(self):
+    def nlp(self) -> Language:
         from monitor.entities import load_pipeline
 
         return load_pipeline(self.settings.nlp, self.settings.path(self.settings.nlp.entities_path))
 
     @cached_property
-    def classifier(self):
+    def classifier(self) -> Classifier:
         """The saved classifier; trained now (and saved) when none exists and
         model.auto_train is on."""
         import logging

@@ -91,7 +91,7 @@ def find_near_duplicate(
         theirs = _values(other)
         if theirs is None:
             continue
-        score = np.count_nonzero(mine == theirs) / NUM_PERM
+        score = int(np.count_nonzero(mine == theirs)) / NUM_PERM
         if score >= best and (best_id is None or score > best):
             best_id, best = candidate_id, score
     return best_id

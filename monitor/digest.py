@@ -345,11 +345,11 @@ def _helpers(digest: Digest) -> dict:
         return "–" if value is None else f"{value:.1f}"
 
     def change(move: EntityMove) -> str:
-        if move.change is None:
+        if move.expected is None:
             return ""
         if move.expected < 0.05:
             return "new"
-        return f"{move.change:+.1f}"
+        return f"{move.count - move.expected:+.1f}"
 
     def bar(count: int, height: int = 30) -> int:
         return round(count / peak * height) if peak and count else 0

@@ -31,10 +31,6 @@ class FetchError(MonitorError):
     """A URL could not be fetched (network, status, size cap, unsafe address)."""
 
 
-class FeedError(MonitorError):
-    """Fetched bytes are not a usable feed (an HTML page, nothing parseable)."""
-
-
 class StorageError(MonitorError):
     """The database is unreachable, locked by another daemon, or not migrated."""
 

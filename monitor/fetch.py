@@ -16,7 +16,7 @@ import random
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from contextlib import closing, contextmanager
 from datetime import datetime, timedelta, timezone
@@ -326,7 +326,7 @@ def _fetch_file(source: FeedSource, url: str, max_bytes: int) -> FetchResult:
 
 def fetch_feeds(
     sources: Iterable[FeedSource], settings: FetchSettings, client: httpx.Client | None = None
-) -> Iterator[FetchResult]:
+) -> Generator[FetchResult, None, None]:
     """Fetch feeds concurrently (settings.concurrency at a time), yielding each result as
     it completes, so a slow feed delays nothing but itself."""
     own_client = client is None

@@ -74,6 +74,7 @@ def send_message(msg: EmailMessage, smtp: SmtpSettings) -> dict[str, str]:
     Raises smtplib.SMTPException or OSError when the server did not accept the message.
     """
     context = ssl.create_default_context()
+    client: smtplib.SMTP
     if smtp.security == "ssl":
         client = smtplib.SMTP_SSL(smtp.host, smtp.port, timeout=smtp.timeout, context=context)
     else:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import html.entities
 import re
 import unicodedata
 from html.parser import HTMLParser

@@ -36,7 +36,7 @@ def read_opml(path: Path) -> list[tuple[str, str]]:
     return entries
 
 
-def _parse(path: Path):
+def _parse(path: Path) -> ElementTree.Element:
     from defusedxml import DefusedXmlException
     from defusedxml.ElementTree import parse
 
@@ -52,7 +52,7 @@ def _parse(path: Path):
         raise InputError(f"{path}: refused unsafe XML: {exc}") from None
 
 
-def _name(outline, url: str) -> str:
+def _name(outline: ElementTree.Element, url: str) -> str:
     name = (outline.get("title") or outline.get("text") or "").strip()
     return name or url
 

@@ -230,7 +230,8 @@ class _Context:
             if entry.get("published") or entry.get("updated"):
                 self.count("items with an unreadable date (fetch time used)")
             return self.fetched_at, True
-        when = datetime(*parsed[:6], tzinfo=timezone.utc)  # feedparser already normalised to UTC
+        year, month, day, hour, minute, second = parsed[:6]
+        when = datetime(year, month, day, hour, minute, second, tzinfo=timezone.utc)  # feedparser normalised to UTC
         if when > self.fetched_at + FUTURE_TOLERANCE:
             self.count("items dated in the future (fetch time used)")
             return self.fetched_at, True

@@ -169,14 +169,14 @@ class Preparer:
     def __init__(self, feeds: int, now: datetime, max_items: int):
         self.now, self.max_items = now, max_items
         self.parallel = feeds >= PARALLEL_MIN_FEEDS and (os.cpu_count() or 1) > 1
-        self._pool = None
+        self._pool: ProcessPoolExecutor | None = None
 
     def submit(self, result: FetchResult, full_text: bool) -> Future:
         # Full-text feeds replace the text later, so their signatures are made at store time.
         args = (result, self.now, self.max_items, not full_text)
         if self.parallel and result.ok and not result.not_modified:
             return self._workers().submit(prepare, *args)
-        future = Future()
+        future: Future = Future()
         try:
             future.set_result(prepare(*args))
         except Exception as exc:
@@ -286,7 +286,7 @@ def tag_untagged(app, stop_event: threading.Event | None = None, batch_size: int
     from monitor import classify
     from monitor.storage import tags
 
-    tagged, attempted = 0, set()
+    tagged, attempted = 0, set[int]()
     try:
         while not (stop_event and stop_event.is_set()):
             with app.engine.connect() as conn:

@@ -45,7 +45,9 @@ class Daemon:
             if self.stop_event.is_set() or not self.heartbeat():
                 return
             now = utcnow()
+            started = time.monotonic()
             report = pipeline.run_cycle(self.app, now, only_due=True, stop_event=self.stop_event)
+            _log_if_slow(time.monotonic() - started, self.app.settings.schedule.tick_seconds)
             if report.polled or report.tagged:
                 log.info("tick: %d feeds polled, %d new articles, %d failures, %d tagged",
                          report.polled, report.new_articles, report.failures, report.tagged)
@@ -62,6 +64,19 @@ class Daemon:
             log.error("%s; stopping", exc)
             self.stop_event.set()
             return False
+
+
+def _log_if_slow(seconds: float, interval: int) -> None:
+    if seconds > interval:
+        log.info("slow tick: the cycle took %.1f s, longer than schedule.tick_seconds (%d s); "
+                 "the ticks due meanwhile were skipped and the next one starts on schedule", seconds, interval)
+
+
+def _skipped_tick_filter(record: logging.LogRecord) -> bool:
+    # APScheduler warns "maximum number of running instances reached" for each tick that
+    # falls due while one runs (max_instances=1 is what we want); the slow tick line says
+    # what happened in our words, once.
+    return "maximum number of running instances reached" not in record.getMessage()
 
 
 def send_due_digest(app, now: datetime) -> None:
@@ -82,9 +97,8 @@ def run_daemon(app) -> int:
     settings = app.settings.schedule
     daemon = Daemon(app)
     locks.acquire(app.engine, locks.DAEMON_LOCK, daemon.holder, utcnow(), timedelta(seconds=settings.lock_stale_seconds))
-    if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
-        # Two "job executed successfully" lines a tick drown the per-feed poll lines.
-        logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    # A tick longer than the interval is reported by the tick itself (see Daemon.tick).
+    logging.getLogger("apscheduler.scheduler").addFilter(_skipped_tick_filter)
     scheduler = BlockingScheduler(timezone=timezone.utc)
     _add_jobs(scheduler, daemon, settings)
     _stop_on_signals(scheduler, daemon.stop_event)

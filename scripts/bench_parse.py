@@ -23,7 +23,7 @@ sys.path.insert(0, str(REPO))
 from monitor.parse import parse_feed  # noqa: E402
 from monitor.records import FetchResult  # noqa: E402
 
-FEEDS = REPO.parent / "shared" / "feeds" / "real"
+FEEDS = REPO / "tests" / "feeds" / "real"
 
 
 def load() -> list[FetchResult]:

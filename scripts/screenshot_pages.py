@@ -160,9 +160,11 @@ def shoot(base: str, out: Path) -> None:
         page.wait_for_selector("#result")
         page.screenshot(path=out / "paste.png", full_page=True)
         for name, path in [("articles", "/articles"), ("article", f"/articles/{oracle}"), ("trends", "/trends"),
-                           ("feeds", "/feeds"), ("digest", "/digest")]:
+                           ("feeds", "/feeds"), ("digest", "/digest"), ("api-docs", "/docs")]:
             page.goto(base + path)
             page.wait_for_load_state("load")
+            if path == "/docs":  # Swagger UI draws the operations after loading the spec
+                page.wait_for_selector(".opblock-summary-path")
             page.screenshot(path=out / f"{name}.png", full_page=True)
             print(f"wrote {out / name}.png")
         browser.close()

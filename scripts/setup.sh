@@ -8,14 +8,21 @@ cd "$(dirname "$0")/.."
 want_browser=0
 [ "${1:-}" = "--browser" ] && want_browser=1
 
-python=""
-for candidate in python3.11 python3; do
-  if command -v "$candidate" >/dev/null 2>&1 && "$candidate" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))'; then
-    python=$candidate; break
-  fi
-done
+# The newest supported Python found (pyproject: >=3.11,<3.14): pyenv's builds first,
+# then python3.1x on PATH. TENSION_MONITOR_PYTHON picks one explicitly (CI's smoke test).
+python="${TENSION_MONITOR_PYTHON:-}"
 if [ -z "$python" ]; then
-  echo "error: Python 3.11 is required (python3.11 not found)" >&2
+  pyenv_root="$(pyenv root 2>/dev/null || true)"
+  for minor in 13 12 11; do
+    for candidate in ${pyenv_root:+$pyenv_root/versions/3.$minor*/bin/python3.$minor} "python3.$minor"; do
+      if command -v "$candidate" >/dev/null 2>&1 && "$candidate" -c 'import sys' 2>/dev/null; then
+        python=$candidate; break 2
+      fi
+    done
+  done
+fi
+if [ -z "$python" ] || ! "$python" -c 'import sys; sys.exit(not ((3, 11) <= sys.version_info[:2] <= (3, 13)))' 2>/dev/null; then
+  echo "error: Python 3.11, 3.12 or 3.13 is required (none found${python:+; $python is not one})" >&2
   exit 2
 fi
 

@@ -13,8 +13,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-SHARED = REPO.parent / "shared"
-REAL_FEEDS = SHARED / "feeds" / "real"
+REAL_FEEDS = REPO / "tests" / "feeds" / "real"  # public feeds in the wild, see SOURCES.md there
 PG_BASE = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 

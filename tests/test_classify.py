@@ -16,7 +16,6 @@ from monitor.taxonomy import LABEL_IDS, load_taxonomy
 
 REPO = Path(__file__).resolve().parent.parent
 ARTEFACTS = REPO / "models" / "artefacts"
-DEV = REPO.parent / "shared" / "eval" / "real-news-dev.jsonl"
 ENCODER = REPO / "models" / "encoder"
 SEED = REPO / "tests" / "fixtures" / "seed-article.txt"  # shared/seed-article.txt, the source analysis
 
@@ -233,21 +232,6 @@ def test_a_corrupt_artefact_is_a_model_error(tmp_path, taxonomy):
     artefact.write_bytes(b"not a zip file")
     with pytest.raises(ModelError, match="tension-monitor train"):
         load_classifier(artefact, card_path, taxonomy)
-
-
-# Measured with the shipped model (models/README.md): micro 0.808, macro 0.812, relevance 1.00.
-# The floors sit a little under (about three label decisions on 46 texts), so a
-# regression shows while a retrain on more data passes.
-DEV_FLOORS = {"micro_f1": 0.76, "macro_f1": 0.76, "relevance_f1": 0.95}
-
-
-@pytest.mark.skipif(not DEV.exists(), reason="shared/eval/real-news-dev.jsonl is not here")
-def test_shipped_model_stays_above_its_dev_set_floor(nlp, classifier, taxonomy):
-    from monitor.training import evaluate, read_jsonl
-
-    metrics = evaluate(classifier, nlp, read_jsonl(DEV, taxonomy))
-    for key, floor in DEV_FLOORS.items():
-        assert metrics[key] >= floor, f"{key} {metrics[key]} fell under {floor}"
 
 
 def test_numpy_form_scores_exactly_like_the_skops_pipeline(tmp_path):

@@ -1,4 +1,4 @@
-"""Parse stage on the real feed fixtures (../shared/feeds/real) and our own (tests/feeds)."""
+"""Parse stage on the real feed fixtures (tests/feeds/real) and our own (tests/feeds)."""
 
 from __future__ import annotations
 

@@ -137,3 +137,20 @@ def test_sigterm_finishes_the_feed_in_hand_and_exits_cleanly(tmp_path, httpserve
         assert conn.execute(select(func.count()).select_from(schema.articles)).scalar_one() == 3
         assert conn.execute(select(func.count()).select_from(schema.locks)).scalar_one() == 0  # released
     engine.dispose()
+
+
+def test_daemon_log_is_one_line_per_poll_and_names_a_slow_tick(tmp_path, httpserver, daemons):
+    def slow_feed(request):
+        time.sleep(2.5)  # longer than the 1 s tick: two or three ticks fall due meanwhile
+        return Response(rss_feed([FeedItem("Story", "https://n.example/1")]), content_type="application/rss+xml")
+
+    httpserver.expect_request("/slow.xml").respond_with_handler(slow_feed)
+    feeds = f'[[feeds]]\nname = "Slow"\nurl = "{httpserver.url_for("/slow.xml")}"\n'
+    daemon = Daemon(daemon_config(tmp_path, f"sqlite:///{tmp_path / 'd.db'}", feeds), tmp_path / "daemon.log")
+    daemons.append(daemon)
+    daemon.wait_for("slow tick")
+    assert daemon.stop() == 0
+    log = daemon.output()
+    assert len([line for line in log.splitlines() if "feed 'Slow'" in line]) == 1
+    assert "maximum number of running instances" not in log
+    assert "HTTP Request" not in log and "apscheduler" not in log  # library chatter stays below WARNING

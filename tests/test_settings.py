@@ -61,10 +61,53 @@ def test_password_only_from_env_and_masked(tmp_path):
         load_settings(cfg, {})
 
 
-def test_relative_sqlite_and_file_feeds_resolve_against_root(tmp_path):
-    (tmp_path / "config").mkdir()
-    cfg = tmp_path / "config" / "m.toml"
-    cfg.write_text('[storage]\nurl = "sqlite:///data/x.db"\n[[feeds]]\nname = "d"\nurl = "file:feeds/a.xml"\n')
+def test_relative_paths_resolve_against_the_config_files_own_folder(tmp_path):
+    (tmp_path / "etc").mkdir()
+    cfg = tmp_path / "etc" / "m.toml"
+    cfg.write_text('[storage]\nurl = "sqlite:///data/x.db"\n[[feeds]]\nname = "d"\nurl = "file:feeds/a.xml"\n'
+                   '[model]\ntaxonomy_path = "tax.toml"\n')
     settings = load_settings(cfg, {})
-    assert settings.database_url == f"sqlite:///{tmp_path}/data/x.db"
-    assert settings.feeds[0].url == (tmp_path / "feeds" / "a.xml").as_uri()
+    assert settings.database_url == f"sqlite:///{tmp_path}/etc/data/x.db"
+    assert settings.feeds[0].url == (tmp_path / "etc" / "feeds" / "a.xml").as_uri()
+    assert settings.path(settings.model.taxonomy_path) == tmp_path / "etc" / "tax.toml"
+    # `root` moves the base (itself relative to the config's folder): the repo's configs use "..".
+    cfg.write_text('root = ".."\n[storage]\nurl = "sqlite:///data/x.db"\n')
+    assert load_settings(cfg, {}).database_url == f"sqlite:///{tmp_path}/data/x.db"
+
+
+def test_a_config_anywhere_uses_the_shipped_taxonomy_entities_and_model(tmp_path):
+    from monitor.taxonomy import load_taxonomy
+
+    (tmp_path / "etc" / "tension-monitor").mkdir(parents=True)
+    cfg = tmp_path / "etc" / "tension-monitor" / "monitor.toml"
+    cfg.write_text('[[feeds]]\nname = "x"\nurl = "https://example.com/rss"\n')
+    settings = load_settings(cfg, {"HOME": str(tmp_path / "home")})
+    assert len(load_taxonomy(settings.path(settings.model.taxonomy_path)).ids) == 13
+    assert settings.path(settings.nlp.entities_path).is_file()
+    assert (settings.path(settings.model.artefact_dir) / "model-card.json").is_file()
+    # No [storage]: the SQLite file in the XDG data folder, not the current folder.
+    assert settings.database_url == f"sqlite:///{tmp_path}/home/.local/share/tension-monitor/monitor.db"
+
+
+def test_config_lookup_order(tmp_path):
+    from monitor.settings import find_config
+
+    cwd, xdg = tmp_path / "work", tmp_path / "xdg"
+    cwd.mkdir()
+    env = {"HOME": str(tmp_path / "home"), "XDG_CONFIG_HOME": str(xdg)}
+    assert find_config(None, env, cwd) is None
+    (xdg / "tension-monitor").mkdir(parents=True)
+    (xdg / "tension-monitor" / "config.toml").write_text("")
+    assert find_config(None, env, cwd) == xdg / "tension-monitor" / "config.toml"
+    (cwd / "tension-monitor.toml").write_text("")
+    assert find_config(None, env, cwd) == cwd / "tension-monitor.toml"
+    assert find_config(None, {**env, "TENSION_MONITOR_CONFIG": "/e.toml"}, cwd) == Path("/e.toml")
+    assert find_config("/x.toml", {**env, "TENSION_MONITOR_CONFIG": "/e.toml"}, cwd) == Path("/x.toml")
+
+
+def test_default_settings_keep_the_store_in_xdg_data(tmp_path):
+    from monitor.settings import default_settings
+
+    settings = default_settings({"XDG_DATA_HOME": str(tmp_path / "data")}, cwd=tmp_path)
+    assert settings.database_url == f"sqlite:///{tmp_path}/data/tension-monitor/monitor.db"
+    assert settings.feeds == [] and settings.source_path is None

@@ -378,8 +378,14 @@ def test_openapi_documents_the_api(client):
     assert {"/api/classify", "/api/articles", "/api/articles/{article_id}/labels"} <= set(spec["paths"])
     assert "/" not in spec["paths"]  # pages are not API
     assert spec["paths"]["/api/classify"]["post"]["responses"]["413"]
-    docs = client.get("/docs")
-    assert docs.status_code == 200 and "swagger" in docs.text.lower()
+    for path, asset in (("/docs", "/docs-assets/swagger-ui-bundle.js"), ("/redoc", "/docs-assets/redoc.standalone.js")):
+        page = client.get(path)
+        assert page.status_code == 200 and f'<script src="{asset}">' in page.text
+        # The same strict policy as every page: no CDN, no inline script.
+        assert page.headers["content-security-policy"] == client.get("/").headers["content-security-policy"]
+        assert "script-src 'self';" in page.headers["content-security-policy"]
+        assert "<script>" not in page.text and "https://" not in page.text
+        assert client.get(asset).status_code == 200
 
 
 # --- body cap, token -------------------------------------------------------------------

@@ -143,3 +143,28 @@ def test_accept_a_review_queue_item_and_see_it_leave(server, page):
         labels = conn.execute(select(schema.article_labels.c.label_id).where(schema.article_labels.c.article_id == unsure)).scalars().all()
     assert [tuple(r) for r in stored] == [(unsure, "investors", "add")] and labels == ["investors"]
     assert page.errors == []
+
+def test_api_docs_render_offline_under_the_strict_policy(server, page):
+    base, _, _ = server
+    outside: list[str] = []
+
+    def local_only(route):
+        # Anything not on our loopback server would be a CDN: refuse it and remember it.
+        if route.request.url.startswith(base):
+            route.continue_()
+        else:
+            outside.append(route.request.url)
+            route.abort()
+
+    page.route("**/*", local_only)
+    page.goto(base + "/docs")
+    page.wait_for_selector(".opblock-summary-path", timeout=30_000)
+    paths = page.locator(".opblock-summary-path").all_inner_texts()
+    assert any("/api/classify" in path for path in paths)
+    page.goto(base + "/redoc")
+    page.get_by_text("/api/classify").first.wait_for(timeout=30_000)
+    assert outside == []
+    # ReDoc's sidebar always asks for its maker's logo from a CDN; the policy blocks it
+    # (the image hides itself). Any other error, e.g. a blocked inline script or style, fails.
+    logo = "Loading the image 'https://cdn.redoc.ly/redoc/logo-mini.svg' violates"
+    assert [error for error in page.errors if not error.startswith(logo)] == []

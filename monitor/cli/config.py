@@ -4,7 +4,7 @@ import json
 
 import click
 
-from monitor.cli import pass_ctx
+from monitor.cli import AppContext, pass_ctx
 
 
 def register(cli: click.Group) -> None:
@@ -17,28 +17,16 @@ def config_group() -> None:
 
 
 @config_group.command("show")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of TOML-like text.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of TOML.")
 @pass_ctx
-def show(ctx, as_json: bool) -> None:
-    """Print the effective config (defaults filled in, secrets masked)."""
-    from monitor.settings import settings_for_display
+def show(ctx: AppContext, as_json: bool) -> None:
+    """Print the effective config (defaults filled in, secrets masked) as TOML that
+    loads back with --config."""
+    from monitor.settings import settings_as_toml, settings_for_display
 
-    data = settings_for_display(ctx.settings)
-    click.echo(f"# from {ctx.settings.source_path}", err=True)
+    source = ctx.settings.source_path or "built-in defaults (no config file found)"
+    click.echo(f"# from {source}", err=True)
     if as_json:
-        click.echo(json.dumps(data, indent=2))
+        click.echo(json.dumps(settings_for_display(ctx.settings), indent=2))
         return
-    click.echo(_as_toml(data))
-
-
-def _as_toml(data: dict) -> str:
-    lines = [f"{k} = {json.dumps(v)}" for k, v in data.items() if not isinstance(v, (dict, list))]
-    for key, value in data.items():
-        if isinstance(value, dict):
-            lines.append(f"\n[{key}]")
-            lines += [f"{k} = {json.dumps(v)}" for k, v in value.items()]
-        elif isinstance(value, list):
-            for item in value:
-                lines.append(f"\n[[{key}]]")
-                lines += [f"{k} = {json.dumps(v)}" for k, v in item.items()]
-    return "\n".join(lines)
+    click.echo(settings_as_toml(ctx.settings), nl=False)

@@ -143,17 +143,20 @@ def _status_json(feeds, counts: dict, next_digest: datetime) -> dict:
 
 
 def _print_status(feeds, counts: dict, next_digest: datetime) -> None:
-    from rich.console import Console
+    from rich import box
     from rich.table import Table
 
+    from monitor.cli import make_console
+
     now = _now()
-    table = Table(title="Feeds", title_justify="left")
+    console = make_console(compact=True)
+    # Piped: no borders, so every feed is one plain line; a terminal gets the boxed table.
+    table = Table(title="Feeds", title_justify="left", box=box.HEAVY_HEAD if console.is_terminal else None)
     for column in ("feed", "health", "last poll", "HTTP", "new", "articles", "next poll", "last error"):
         table.add_column(column, overflow="fold", justify="right" if column in ("HTTP", "new", "articles") else "left")
     for f in feeds:
         table.add_row(f.name, _health(f, now), _ago(f.last_poll_at, now), str(f.last_status or "-"), str(f.last_new_items),
                       str(f.articles), _until(f.next_poll_at, now) if f.active else "-", f.last_error or "")
-    console = Console()
     console.print(table)
     console.print(
         f"{counts['articles']} articles in {counts['stories']} stories ({counts['untagged']} untagged); "

@@ -319,10 +319,3 @@ def known_canonical_urls(engine: Engine, urls: Sequence[str]) -> set[str]:
     with engine.connect() as conn:
         return set(conn.execute(select(articles.c.canonical_url).where(articles.c.canonical_url.in_(list(urls)))).scalars())
 
-
-def article_count(engine: Engine) -> int:
-    from sqlalchemy import func
-
-    with engine.connect() as conn:
-        return conn.execute(select(func.count()).select_from(articles)).scalar_one()
-

@@ -119,7 +119,7 @@ def list_articles(engine: Engine, filters: ArticleFilter, page: int, page_size: 
     with engine.connect() as conn:
         ids = conn.execute(base.order_by(*order).limit(page_size).offset((page - 1) * page_size)).scalars().all()
         total = conn.execute(select(func.count()).select_from(base.limit(COUNT_CAP + 1).subquery())).scalar_one()
-        rows = _rows(conn, ids)
+        rows = _rows(conn, list(ids))
     return ArticlePage(rows, page, page_size, min(total, COUNT_CAP), total > COUNT_CAP)
 
 

@@ -272,9 +272,11 @@ def record_pending(
         status = {} if existing.status == "sent" else {"status": "pending"}
         conn.execute(update(digests).where(digests.c.id == existing.id).values(**values, **status))
         return existing.id
-    return conn.execute(
+    inserted = conn.execute(
         insert(digests).values(message_id=message_id, status="pending", attempts=0, created_at=now, **values)
-    ).inserted_primary_key[0]
+    ).inserted_primary_key
+    assert inserted is not None  # a single-row insert always has one
+    return inserted[0]
 
 
 def record_attempt(conn: Connection, digest_id: int, now: datetime) -> None:

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, create_engine, event, inspect
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from monitor.errors import StorageError
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
@@ -19,13 +23,16 @@ def make_engine(url: str, echo: bool = False) -> Engine:
     try:
         engine = create_engine(url, echo=echo, pool_pre_ping=True, future=True)
     except (SQLAlchemyError, ImportError, ValueError) as exc:
-        raise StorageError(f"storage.url {url!r}: {exc}") from None
+        from monitor.settings import mask_url_password
+
+        shown = mask_url_password(url)  # the message may quote the URL: never its password
+        raise StorageError(f"storage.url {shown!r}: {str(exc).replace(url, shown)}") from None
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     return engine
 
 
-def _sqlite_pragmas(dbapi_connection, _record) -> None:
+def _sqlite_pragmas(dbapi_connection: Any, _record: object) -> None:
     # WAL lets the web page read while the daemon writes; busy_timeout waits instead of
     # failing on a brief lock; foreign keys are off by default in SQLite.
     cursor = dbapi_connection.cursor()
@@ -36,7 +43,7 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor.close()
 
 
-def _alembic_config(engine: Engine):
+def _alembic_config(engine: Engine) -> Config:
     from alembic.config import Config
 
     config = Config()
@@ -65,7 +72,10 @@ def current_revision(engine: Engine) -> str | None:
 def head_revision(engine: Engine) -> str:
     from alembic.script import ScriptDirectory
 
-    return ScriptDirectory.from_config(_alembic_config(engine)).get_current_head()
+    head = ScriptDirectory.from_config(_alembic_config(engine)).get_current_head()
+    if head is None:
+        raise StorageError(f"no migrations in {MIGRATIONS_DIR}")
+    return head
 
 
 def open_store(url: str, echo: bool = False) -> Engine:

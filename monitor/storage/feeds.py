@@ -283,7 +283,7 @@ def totals(engine: Engine) -> dict:
     """Store-wide counts for `status`, plus the latest digest row when there is one."""
     articles = schema.articles
     with engine.connect() as conn:
-        result = {
+        result: dict[str, object] = {
             "articles": conn.execute(select(func.count()).select_from(articles)).scalar_one(),
             "stories": conn.execute(select(func.count(func.distinct(articles.c.cluster_id)))).scalar_one(),
             "untagged": conn.execute(select(func.count()).where(articles.c.tagged_at.is_(None))).scalar_one(),

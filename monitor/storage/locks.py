@@ -14,7 +14,7 @@ import re
 import socket
 from datetime import datetime, timedelta
 
-from sqlalchemy import Engine, delete, select, update
+from sqlalchemy import Connection, Engine, delete, select, update
 
 from monitor.errors import StorageError
 from monitor.storage import schema
@@ -44,7 +44,7 @@ def acquire(engine: Engine, name: str, holder: str, now: datetime, stale_after: 
     raise StorageError(_refusal(engine, name))
 
 
-def _takeable(conn, name: str, current: str, holder: str, now: datetime, stale_after: timedelta) -> bool:
+def _takeable(conn: Connection, name: str, current: str, holder: str, now: datetime, stale_after: timedelta) -> bool:
     """Take the row over if it is ours, its process is dead, or its heartbeat is stale.
     The WHERE re-checks the holder, so of two daemons racing for a stale lock one wins."""
     if current == holder or _dead_local(current):
@@ -70,7 +70,7 @@ def release(engine: Engine, name: str, holder: str) -> None:
         conn.execute(delete(locks).where(locks.c.name == name, locks.c.holder == holder))
 
 
-def _insert_if_absent(conn, name: str, holder: str, now: datetime) -> bool:
+def _insert_if_absent(conn: Connection, name: str, holder: str, now: datetime) -> bool:
     statement = insert_ignoring_conflicts(conn, locks)
     return conn.execute(statement, {"name": name, "holder": holder, "acquired_at": now, "heartbeat_at": now}).rowcount == 1
 

@@ -33,7 +33,7 @@ def require_json(request: Request) -> None:
         raise HTTPException(415, "send the body as application/json")
 
 
-ERRORS = {code: {"model": Problem} for code in (400, 401, 404, 413, 415, 422)}
+ERRORS: dict[int | str, dict[str, object]] = {code: {"model": Problem} for code in (400, 401, 404, 413, 415, 422)}
 router = APIRouter(prefix="/api", tags=["api"], responses=ERRORS)
 
 

@@ -19,7 +19,7 @@ from fastapi.templating import Jinja2Templates
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from monitor.app import App
-from monitor.web import api, pages, service
+from monitor.web import api, docs, pages, service
 from monitor.web.security import BodyLimitMiddleware, Csrf, SecurityHeadersMiddleware, TokenAuthMiddleware
 from monitor.web.similar import SimilarIndex
 
@@ -33,7 +33,8 @@ Request bodies over `web.max_body_bytes` get 413. With `web.token` set, send
 
 
 def create_app(app: App) -> FastAPI:
-    web = FastAPI(title="Tension Monitor", version="0.1.0", description=API_DESCRIPTION, redoc_url=None)
+    # /docs and /redoc are ours (web/docs.py): local assets, no inline script.
+    web = FastAPI(title="Tension Monitor", version="0.1.0", description=API_DESCRIPTION, docs_url=None, redoc_url=None)
     web.state.monitor = app
     web.state.templates = Jinja2Templates(env=_template_env())
     web.state.csrf = Csrf(_csrf_secret(app))
@@ -41,9 +42,12 @@ def create_app(app: App) -> FastAPI:
     web.state.trends = service.TrendCache()
     web.include_router(pages.router)
     web.include_router(api.router)
+    web.include_router(docs.router)
     web.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
-    web.add_exception_handler(StarletteHTTPException, _http_error)
-    web.add_exception_handler(RequestValidationError, _validation_error)
+    web.mount(docs.ASSETS_URL, StaticFiles(directory=docs.assets_dir()), name="docs-assets")
+    # Starlette types handlers as taking any Exception; ours take the class they handle.
+    web.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]
+    web.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
     # Added innermost first: headers wrap everything, so even a 401 or 413 carries them.
     web.add_middleware(BodyLimitMiddleware, max_bytes=app.settings.web.max_body_bytes)
     if app.settings.web.token:

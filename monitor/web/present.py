@@ -54,7 +54,7 @@ def highlight(text: str, evidence: dict[str, list[str]]) -> list[Segment]:
     if not spans:
         return [Segment(text, ())]
     cuts = sorted({0, len(text)} | {s for s, _, _ in spans} | {e for _, e, _ in spans})
-    segments = []
+    segments: list[Segment] = []
     for start, end in zip(cuts, cuts[1:]):
         labels = tuple(sorted({lab for s, e, lab in spans if s <= start and end <= e}))
         if segments and segments[-1].labels == labels:

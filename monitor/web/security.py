@@ -16,17 +16,17 @@ CSRF_COOKIE = "tm_csrf"
 TOKEN_COOKIE = "tm_session"
 
 # No inline scripts or styles anywhere on our pages: bars and charts are SVG attributes.
+# Two hashes admit exactly two inline <style> texts of ReDoc (/redoc), nothing else: the
+# EMPTY string (styled-components creates an empty <style> and fills it through the
+# CSSOM, which CSP does not govern) and the one stylesheet ReDoc 2.5 injects as text. A
+# new ReDoc with other CSS shows as a CSP error in tests/test_web_browser.py.
+REDOC_STYLE_HASHES = "'sha256-47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=' 'sha256-QMIg+bpjm3JdElJ388KYke01izlUW0UoNOeKjpMxdgc='"
 PAGE_CSP = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    f"default-src 'self'; script-src 'self'; style-src 'self' {REDOC_STYLE_HASHES}; img-src 'self' data:; "
     "object-src 'none'; base-uri 'none'; form-action 'self'; frame-src 'self'; frame-ancestors 'none'"
 )
 # The stored digest is an e-mail with inline CSS; it is shown sandboxed in a frame of our own page.
 DIGEST_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'self'; sandbox"
-# FastAPI's Swagger UI page loads its script and CSS from a CDN in the reader's browser.
-DOCS_CSP = (
-    "default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
-    "style-src 'self' https://cdn.jsdelivr.net; img-src 'self' data: https://fastapi.tiangolo.com; frame-ancestors 'none'"
-)
 
 
 class Csrf:
@@ -79,7 +79,8 @@ class BodyLimitMiddleware:
 
     async def _read_capped(self, receive) -> tuple[bytes, bool]:
         """A chunked body read until it ends or passes the cap (the rest is never read)."""
-        chunks, size = [], 0
+        chunks: list[bytes] = []
+        size = 0
         while True:
             message = await receive()
             if message["type"] != "http.request":
@@ -177,13 +178,11 @@ class SecurityHeadersMiddleware:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        default_csp = DOCS_CSP if scope["path"].startswith("/docs") else PAGE_CSP
-
         async def with_headers(message):
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
                 names = {name.lower() for name, _ in headers}
-                for name, value in _defaults(default_csp):
+                for name, value in _defaults(PAGE_CSP):
                     if name not in names:
                         headers.append((name, value))
                 message = {**message, "headers": headers}

@@ -138,7 +138,7 @@ class TrendCache:
     def __init__(self, max_age: float = 300.0):
         self.max_age = max_age
         self._lock = threading.Lock()
-        self._key = None
+        self._key: tuple | None = None
         self._built = 0.0
         self._counts: dict[str, list[int]] = {}
 

@@ -7,12 +7,14 @@ Python: the candidate set is a few thousand titles and openings, not worth a mod
 
 from __future__ import annotations
 
+import heapq
 import math
 import re
 import threading
-from collections import Counter
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 from datetime import datetime
+from operator import itemgetter
 
 from monitor.storage.browse import Candidate, newest_article_id, similarity_candidates
 
@@ -57,11 +59,12 @@ class SimilarIndex:
 
     def search(self, engine, text: str, limit: int = 5) -> list[SimilarStory]:
         state = self._refresh(engine)
-        totals: Counter = Counter()
+        totals: dict[int, float] = defaultdict(float)
         for term, weight in _vector(Counter(tokens(text)), state.idf).items():
             for doc, doc_weight in state.postings.get(term, ()):
                 totals[doc] += weight * doc_weight
-        return [_story(state.stories[doc], score) for doc, score in totals.most_common(limit) if score >= self.min_score]
+        best = heapq.nlargest(limit, totals.items(), key=itemgetter(1))  # what Counter.most_common does
+        return [_story(state.stories[doc], score) for doc, score in best if score >= self.min_score]
 
     def _refresh(self, engine) -> _State:
         newest = newest_article_id(engine)
