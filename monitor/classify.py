@@ -38,7 +38,7 @@ COMPILED_NAME = "tension-classifier.npz"
 CARD_NAME = "model-card.json"
 # Bumped whenever model_inputs or the feature pipeline changes meaning: an artefact built
 # for another feature version cannot be used.
-FEATURE_VERSION = "text+passages+encoder/2"
+FEATURE_VERSION = "text+passages+encoder/3"
 HEAD_NAME = "tension-encoder-head.npz"
 MAX_EVIDENCE = 3
 EVIDENCE_CHARS = 400
@@ -200,11 +200,13 @@ def best_passage_scores(score_rows, owners, n_texts: int, n_labels: int):
 class Scoring:
     """How the members' scores make one raw score per label, then a probability.
 
-    raw = (1 - encoder_weight) * text + encoder_weight * meaning, where `text` is the word
-    model's score of the whole text or, when higher, of its best passage blended in by
-    `passage_weight` (text = doc + passage_weight * max(0, best_passage - doc)), and
-    `meaning` is the sentence-encoder head's score. The probability is Platt scaling of
-    the raw score, fitted per label on out-of-fold raw scores."""
+    whole = (1 - encoder_weight) * doc + encoder_weight * meaning: the word model's score of
+    the whole text blended with the sentence-encoder head's score of it (its meaning).
+    raw = whole + passage_weight * max(0, best_passage - whole): a passage that the word
+    model scores higher than the whole text lifts the label (with weight 1, raw is the
+    larger of the two), so a story that develops `cloud` in one paragraph gets `cloud`
+    even when the rest of it, and so its overall meaning, is about something else. The
+    probability is Platt scaling of raw, fitted per label on out-of-fold raw scores."""
 
     window: int = 3
     passage_weight: float = 1.0
@@ -213,10 +215,10 @@ class Scoring:
     def raw(self, doc, best_passage, meaning=None):
         import numpy as np
 
-        text = doc + self.passage_weight * np.maximum(0.0, best_passage - doc)
-        if meaning is None or self.encoder_weight == 0.0:
-            return text
-        return (1.0 - self.encoder_weight) * text + self.encoder_weight * meaning
+        whole = doc
+        if meaning is not None and self.encoder_weight:
+            whole = (1.0 - self.encoder_weight) * doc + self.encoder_weight * meaning
+        return whole + self.passage_weight * np.maximum(0.0, best_passage - whole)
 
 
 def logit(p):

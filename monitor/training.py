@@ -58,16 +58,17 @@ class Spec:
 CANDIDATES: dict[str, Spec] = {
     "word-lr": Spec(window=0),
     "word-lr-C10": Spec(window=0, C=10.0),
-    "word+char-lr": Spec(window=0, char=True),
     "word-lr-pass2": Spec(window=2),
     "word-lr-pass3": Spec(window=3),
     "word-lr-pass3-half": Spec(window=3, passage_weight=0.5),
     "word-lr-pass4": Spec(window=4),
     "encoder-only": Spec(window=0, encoder_weight=1.0),
     "word-lr+enc": Spec(window=0, encoder_weight=0.5),
-    "word-lr-pass3+enc": Spec(window=3, encoder_weight=0.5),
     "word-lr-pass3+enc0.3": Spec(window=3, encoder_weight=0.3),
-    "word-lr-pass3-half+enc": Spec(window=3, passage_weight=0.5, encoder_weight=0.5),
+    "word-lr-pass3+enc": Spec(window=3, encoder_weight=0.5),
+    "word-lr-pass3+enc-C1": Spec(window=3, encoder_weight=0.5, encoder_C=1.0),
+    "word-lr-pass3+enc-C16": Spec(window=3, encoder_weight=0.5, encoder_C=16.0),
+    "word-lr-pass2+enc": Spec(window=2, encoder_weight=0.5),
 }
 MODEL = "word-lr-pass3+enc"
 
@@ -251,7 +252,7 @@ def fit_head(spec: Spec, embeddings, Y):
     intercept = np.full(Y.shape[1], -10.0, dtype=np.float32)
     for j in range(Y.shape[1]):
         if 0 < Y[:, j].sum() < len(Y):
-            model = LogisticRegression(C=spec.encoder_C, class_weight="balanced", max_iter=2000)
+            model = LogisticRegression(C=spec.encoder_C, class_weight="balanced", solver="liblinear")
             model.fit(embeddings, Y[:, j])
             coef[j], intercept[j] = model.coef_[0], model.intercept_[0]
     return EncoderHead(coef, intercept)
