@@ -128,8 +128,22 @@ class WebSettings(_Section):
     token_env: str = "TENSION_MONITOR_WEB_TOKEN"  # required when binding a non-loopback address
     max_body_bytes: int = Field(1_000_000, ge=1024)  # larger requests get 413
     page_size: int = Field(50, ge=5, le=500)
+    # Host names the page answers to besides its bound address, localhost, 127.0.0.1 and
+    # [::1] (a reverse proxy's public name; "*.example.org" for subdomains). Any other
+    # Host header gets 400, which is what stops DNS rebinding.
+    allowed_hosts: list[str] = []
     token: SecretStr | None = None  # filled from token_env at load time
     csrf_secret: SecretStr | None = None  # filled from TENSION_MONITOR_CSRF_SECRET, else random per process
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _host_names(cls, values: list[str]) -> list[str]:
+        for value in values:
+            name = value.removeprefix("*.")
+            bracketed_ipv6 = name.startswith("[") and name.endswith("]")
+            if not name or "*" in name or (not bracketed_ipv6 and any(ch in name for ch in "/:@ ")):
+                raise ValueError(f"{value!r} is not a host name (e.g. \"monitor.example.org\" or \"*.example.org\", no scheme or port)")
+        return [value.lower() for value in values]
 
 
 class Settings(_Section):
