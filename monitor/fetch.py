@@ -31,6 +31,7 @@ import httpx
 from monitor.errors import FetchError
 from monitor.records import FeedSource, FetchResult
 from monitor.settings import FetchSettings
+from monitor.timebox import call_with_timeout
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +46,7 @@ PAGE_ACCEPT = "text/html, application/xhtml+xml;q=0.9, */*;q=0.1"
 ACCEPT_ENCODING = "gzip, deflate"  # the only encodings we decode (by hand, bounded: _decoded_chunks)
 DECODE_CHUNK = 64 * 1024  # most bytes one decompress call may produce
 IDLE_SLICE = 0.25  # a blocked socket read wakes this often to notice a stop request
+STOP_GRACE = 4.0  # seconds a request in flight may still take after a stop request
 
 
 class _Failure(Exception):
@@ -117,34 +119,40 @@ def _size(n: int) -> str:
 # --- deadline and body ---------------------------------------------------------------
 
 
-@dataclasses.dataclass(frozen=True)
 class _Deadline:
     """The whole-request budget: connect, headers, every redirect hop and the body share it.
 
     While a request runs under `_budget`, every socket operation of its thread is clipped
     to what is left (see _BudgetStream), so a server trickling one header line every
-    2 s is cut off at the deadline too, not only one trickling its body. `stop` (the
-    daemon's stop request) ends the request within IDLE_SLICE seconds."""
+    2 s is cut off at the deadline too, not only one trickling its body. Once `stop` (the
+    daemon's stop request) is set, the request gets STOP_GRACE more seconds at most: a
+    feed about to arrive is still stored, a stuck one does not hold up the exit."""
 
-    at: float
-    total: float
-    stop: threading.Event | None = None
+    def __init__(self, total: float, stop: threading.Event | None = None):
+        self.at = time.monotonic() + total
+        self.total = total
+        self.stop = stop
+        self._stopped_by = False
 
     @classmethod
     def start(cls, total: float, stop: threading.Event | None = None) -> _Deadline:
-        return cls(time.monotonic() + total, total, stop)
+        return cls(total, stop)
 
     def remaining(self) -> float:
-        return self.at - time.monotonic()
+        now = time.monotonic()
+        if not self._stopped_by and self.stop is not None and self.stop.is_set() and now + STOP_GRACE < self.at:
+            self.at, self._stopped_by = now + STOP_GRACE, True  # noticed within IDLE_SLICE of the request
+        return self.at - now
 
     def stopped(self) -> bool:
-        return self.stop is not None and self.stop.is_set()
+        return self._stopped_by
 
     def check(self, url: str) -> None:
-        if self.stopped():
-            raise _Failure(f"{url}: abandoned (stopping)")
         if self.remaining() <= 0:
-            raise _Failure(f"{url}: gave up after {self.total:g} s (total timeout)")
+            raise _Failure(f"{url}: {self.reason()}")
+
+    def reason(self) -> str:
+        return "abandoned (stopping)" if self._stopped_by else f"gave up after {self.total:g} s (total timeout)"
 
     def timeout(self, settings: FetchSettings) -> httpx.Timeout:
         left = max(self.remaining(), 0.001)
@@ -170,7 +178,7 @@ def _clip(timeout: float | None, error: type[Exception]) -> float | None:
     if deadline is None:
         return timeout
     left = deadline.remaining()
-    if left <= 0 or deadline.stopped():
+    if left <= 0:
         raise error("deadline reached")
     return left if timeout is None else min(timeout, left)
 
@@ -320,10 +328,8 @@ def _http_errors(url: str, settings: FetchSettings, deadline: _Deadline) -> Iter
 
 
 def _describe(exc: Exception, settings: FetchSettings, deadline: _Deadline) -> str:
-    if deadline.stopped():
-        return "abandoned (stopping)"
     if isinstance(exc, httpx.TimeoutException) and deadline.remaining() <= 0.05:
-        return f"gave up after {deadline.total:g} s (total timeout)"
+        return deadline.reason()
     if isinstance(exc, httpx.ConnectTimeout):
         return f"connect timed out after {settings.connect_timeout:g} s"
     if isinstance(exc, httpx.ReadTimeout):
@@ -403,7 +409,7 @@ def fetch_feed(
     client: httpx.Client, source: FeedSource, settings: FetchSettings, stop: threading.Event | None = None
 ) -> FetchResult:
     """Fetch one feed. Never raises: any failure is FetchResult.error, one line. Takes
-    at most settings.total_timeout (plus IDLE_SLICE), and ends early once `stop` is set."""
+    at most settings.total_timeout, and at most STOP_GRACE more once `stop` is set."""
     started = time.monotonic()
     url = source.fetch_url or source.url
     try:
@@ -496,7 +502,7 @@ def fetch_feeds(
 ) -> Iterator[FetchResult]:
     """Fetch feeds concurrently (settings.concurrency at a time), yielding each result as
     it completes, so a slow feed delays nothing but itself. Once `stop` is set, requests
-    in flight end within IDLE_SLICE seconds (as errors) and queued ones fail at once."""
+    in flight get STOP_GRACE seconds more at most (then end as errors)."""
     own_client = client is None
     client = client or make_client(settings)
     pool = ThreadPoolExecutor(max_workers=settings.concurrency, thread_name_prefix="fetch")
@@ -581,24 +587,8 @@ def _checked_address(url: str, host: str, port: int, settings: FetchSettings) ->
 
 def _resolve(host: str, port: int, timeout: float) -> list:
     """getaddrinfo with a deadline: it has no timeout of its own, and a stuck resolver must
-    not hang `classify --url` or a full-text fetch. The lookup runs in a daemon thread we
-    stop waiting for (it cannot be cancelled, but it cannot keep the process alive)."""
-    outcome: dict = {}
-
-    def lookup() -> None:
-        try:
-            outcome["infos"] = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        except BaseException as exc:  # handed to the caller below
-            outcome["error"] = exc
-
-    worker = threading.Thread(target=lookup, name=f"resolve {host}", daemon=True)
-    worker.start()
-    worker.join(timeout)
-    if worker.is_alive():
-        raise TimeoutError(host)
-    if "error" in outcome:
-        raise outcome["error"]
-    return outcome["infos"]
+    not hang `classify --url` or a full-text fetch."""
+    return call_with_timeout(lambda: socket.getaddrinfo(host, port, type=socket.SOCK_STREAM), timeout, f"resolve {host}")
 
 
 def _non_public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:

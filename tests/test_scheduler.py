@@ -137,3 +137,39 @@ def test_sigterm_finishes_the_feed_in_hand_and_exits_cleanly(tmp_path, httpserve
         assert conn.execute(select(func.count()).select_from(schema.articles)).scalar_one() == 3
         assert conn.execute(select(func.count()).select_from(schema.locks)).scalar_one() == 0  # released
     engine.dispose()
+
+
+def test_sigterm_stops_the_daemon_within_10_s_while_a_server_trickles_headers(tmp_path, httpserver, daemons):
+    from tests.hostile import SlowHeaderServer
+
+    slow = SlowHeaderServer(interval=2.0)  # would hold each poll for the whole 60 s deadline
+    httpserver.expect_request("/good.xml").respond_with_data(
+        rss_feed([FeedItem("Good story", "https://n.example/good")]), content_type="application/rss+xml")
+    db_url = f"sqlite:///{tmp_path / 'daemon.db'}"
+    feeds = "".join(f'[[feeds]]\nname = "Slow {n}"\nurl = "{slow.url(f"/slow{n}.xml")}"\n' for n in range(3))
+    feeds += f'[[feeds]]\nname = "Good"\nurl = "{httpserver.url_for("/good.xml")}"\n'
+    config = daemon_config(tmp_path, db_url, "[fetch]\ntotal_timeout = 60\nread_timeout = 30\n" + feeds)
+    daemon = Daemon(config, tmp_path / "daemon.log")
+    daemons.append(daemon)
+    try:
+        deadline = time.monotonic() + 180
+        while slow.connections < 3 and time.monotonic() < deadline and daemon.proc.poll() is None:
+            time.sleep(0.1)
+        assert slow.connections == 3, daemon.output()
+        time.sleep(1)  # well inside the headers
+        signalled = time.monotonic()
+        daemon.proc.send_signal(signal.SIGTERM)
+        code = daemon.proc.wait(timeout=30)
+        stopped_after = time.monotonic() - signalled
+    finally:
+        slow.close()
+    assert code == 0, daemon.output()
+    print(f"daemon stopped {stopped_after:.1f} s after SIGTERM")
+    assert stopped_after < 10, stopped_after
+    assert "Traceback" not in daemon.output()
+    engine = open_store(db_url)
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(schema.locks)).scalar_one() == 0  # released
+        titles = conn.execute(select(schema.articles.c.title)).scalars().all()
+    engine.dispose()
+    assert titles == ["Good story"]  # the good feed was not held up by the slow ones
