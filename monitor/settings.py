@@ -184,6 +184,8 @@ def load_settings(path: Path, environ: Mapping[str, str] | None = None) -> Setti
     raw = read_toml(path, f"config file not found (use --config or {CONFIG_ENV})")
     _refuse_inline_secrets(path, raw)
     raw.setdefault("root", str(path.resolve().parent.parent))
+    if not isinstance(raw["root"], str):
+        raise ConfigError(f"{path}: root: must be a path in quotes, not {raw['root']!r}")
     raw["root"] = str((path.resolve().parent / raw["root"]).resolve())
     try:
         settings = Settings.model_validate({**raw, "source_path": str(path)})
@@ -197,7 +199,8 @@ def load_settings(path: Path, environ: Mapping[str, str] | None = None) -> Setti
 
 def _refuse_inline_secrets(path: Path, raw: dict) -> None:
     for section, key, env_key in (("smtp", "password", "password_env"), ("web", "token", "token_env"), ("web", "csrf_secret", None)):
-        if key in raw.get(section, {}):
+        table = raw.get(section)
+        if isinstance(table, dict) and key in table:  # not a table: validation names the problem
             where = f"the env variable named by {section}.{env_key}" if env_key else "TENSION_MONITOR_CSRF_SECRET"
             raise ConfigError(f"{path}: {section}.{key}: secrets are not read from the file; set {where}")
 

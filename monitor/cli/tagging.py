@@ -14,7 +14,7 @@ import click
 
 from monitor.cli import pass_ctx
 from monitor.errors import FetchError, InputError
-from monitor.textio import decode_text, read_file_bytes, read_json_objects
+from monitor.textio import decode_text, read_file_bytes, read_json_objects, write_problem
 
 JSONL_CHUNK = 256  # rows per tag_texts call in `classify --jsonl`
 
@@ -241,6 +241,8 @@ def _read_jsonl_inputs(path: Path) -> list[dict]:
 
 # --- corrections, reprocess, export -------------------------------------------------------------
 
+MAX_ARTICLE_ID = 2**63 - 1  # ids are 64-bit integers in SQLite and PostgreSQL
+
 
 @click.command()
 @click.argument("article_id", type=int)
@@ -255,6 +257,8 @@ def label(ctx, article_id: int, add: tuple[str, ...], remove: tuple[str, ...], a
 
     from monitor.storage.tags import apply_correction
 
+    if not 1 <= article_id <= MAX_ARTICLE_ID:  # beyond a 64-bit id no database can even look it up
+        raise InputError(f"no article with id {article_id}")
     app = ctx.app
     who = author or _user(getpass)
     effective = apply_correction(app.engine, article_id, list(add), list(remove), who, app.taxonomy)
@@ -308,14 +312,24 @@ def export(ctx, fmt: str, since: str | None, output: Path | None) -> None:
     from monitor.storage.tags import export_articles
 
     rows = export_articles(ctx.app.engine, _parse_since(since))
+    try:
+        count = _write_export(output, fmt, rows, ctx.app.taxonomy.ids)
+    except OSError as exc:  # a missing folder, a full disk (/dev/full), no permission
+        where, problem = (output, write_problem(exc, output)) if output else ("standard output", exc.strerror or str(exc))
+        raise InputError(f"export: cannot write to {where}: {problem}") from None
+    if output:
+        click.echo(f"wrote {count} articles to {output}", err=True)
+
+
+def _write_export(output: Path | None, fmt: str, rows, label_ids: list[str]) -> int:
     handle = output.open("w", encoding="utf-8", newline="") if output else sys.stdout
     try:
-        count = _write_jsonl(handle, rows) if fmt == "jsonl" else _write_csv(handle, rows, ctx.app.taxonomy.ids)
+        count = _write_jsonl(handle, rows) if fmt == "jsonl" else _write_csv(handle, rows, label_ids)
+        handle.flush()  # a full disk shows up here or at close, not at write
     finally:
         if output:
             handle.close()
-    if output:
-        click.echo(f"wrote {count} articles to {output}", err=True)
+    return count
 
 
 def _parse_since(value: str | None) -> datetime | None:
