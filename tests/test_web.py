@@ -559,3 +559,10 @@ def test_allowed_hosts_entries_must_be_host_names(make_settings, entry):
 
     with pytest.raises(ConfigError, match=r"web\.allowed_hosts: .* is not a host name"):
         make_settings(f'[web]\nallowed_hosts = ["{entry}"]\n')
+
+
+def test_article_ids_beyond_64_bits_are_not_found_not_a_crash(client):
+    huge = "99999999999999999999999"
+    assert client.get(f"/articles/{huge}").status_code == 404
+    response = client.post(f"/api/articles/{huge}/labels", json={"add": ["cloud"], "remove": []})
+    assert response.status_code == 404 and response.json() == {"detail": f"no article with id {huge}"}

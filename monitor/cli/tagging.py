@@ -14,6 +14,7 @@ import click
 
 from monitor.cli import pass_ctx
 from monitor.errors import FetchError, InputError
+from monitor.records import MAX_ID
 from monitor.textio import decode_text, read_file_bytes, read_json_objects, write_problem
 
 JSONL_CHUNK = 256  # rows per tag_texts call in `classify --jsonl`
@@ -241,8 +242,6 @@ def _read_jsonl_inputs(path: Path) -> list[dict]:
 
 # --- corrections, reprocess, export -------------------------------------------------------------
 
-MAX_ARTICLE_ID = 2**63 - 1  # ids are 64-bit integers in SQLite and PostgreSQL
-
 
 @click.command()
 @click.argument("article_id", type=int)
@@ -257,7 +256,7 @@ def label(ctx, article_id: int, add: tuple[str, ...], remove: tuple[str, ...], a
 
     from monitor.storage.tags import apply_correction
 
-    if not 1 <= article_id <= MAX_ARTICLE_ID:  # beyond a 64-bit id no database can even look it up
+    if not 1 <= article_id <= MAX_ID:
         raise InputError(f"no article with id {article_id}")
     app = ctx.app
     who = author or _user(getpass)
