@@ -24,7 +24,10 @@ from monitor.storage import locks
 
 log = logging.getLogger(__name__)
 
-TICK_STOP_WAIT = 7.0  # after SIGTERM, seconds the tick in hand may take; the process is gone within 10 s
+# After SIGTERM: the tick in hand may take TICK_STOP_WAIT, releasing the lock
+# LOCK_RELEASE_WAIT, so the process is gone within 10 s whatever was in flight.
+TICK_STOP_WAIT = 5.0
+LOCK_RELEASE_WAIT = 1.5
 
 
 def utcnow() -> datetime:
@@ -101,14 +104,33 @@ def run_daemon(app) -> int:
         # Let the tick in hand finish the feed it is storing (fetches in flight get
         # fetch.STOP_GRACE seconds), but never longer than TICK_STOP_WAIT.
         finished = daemon.tick_running.acquire(timeout=TICK_STOP_WAIT)
-        locks.release(app.engine, locks.DAEMON_LOCK, daemon.holder)
+        released = release_lock(app, daemon.holder)
         if finished:
             daemon.tick_running.release()
     if not finished:
         _exit_now(f"the tick in hand did not stop within {TICK_STOP_WAIT:g} s; exiting without it "
                   "(its open transaction rolls back, its articles are stored by the next run)")
+    if not released:
+        _exit_now("could not release the daemon lock in time (the database is busy); "
+                  "the next daemon on this host takes it at once")
     log.info("daemon stopped%s", f": {daemon.failed}" if daemon.failed else "")
     return 1 if daemon.failed else 0
+
+
+def release_lock(app, holder: str) -> bool:
+    """Release the daemon lock, waiting at most LOCK_RELEASE_WAIT: a database locked by
+    someone else (SQLite's busy timeout is 30 s) must not hold up the exit. A lock left
+    behind by a dead process on this host is taken over at once by the next daemon."""
+    from monitor.timebox import call_with_timeout
+
+    try:
+        call_with_timeout(lambda: locks.release(app.engine, locks.DAEMON_LOCK, holder), LOCK_RELEASE_WAIT, "release lock")
+        return True
+    except TimeoutError:
+        return False
+    except Exception:
+        log.exception("daemon: releasing the lock failed")
+        return False
 
 
 def _exit_now(reason: str) -> None:

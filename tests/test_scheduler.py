@@ -173,3 +173,45 @@ def test_sigterm_stops_the_daemon_within_10_s_while_a_server_trickles_headers(tm
         titles = conn.execute(select(schema.articles.c.title)).scalars().all()
     engine.dispose()
     assert titles == ["Good story"]  # the good feed was not held up by the slow ones
+
+
+def test_sigterm_exits_within_10_s_even_when_the_database_is_locked_and_the_next_daemon_starts(tmp_path, httpserver, daemons):
+    """The tick in hand blocks on a SQLite write lock held by someone else (busy timeout
+    30 s): the daemon leaves it behind, exits 0 within 10 s, and loses nothing it had
+    committed; a new daemon takes the lock at once."""
+    import sqlite3
+
+    in_hand, go = threading.Event(), threading.Event()
+
+    def held_feed(request):
+        in_hand.set()
+        go.wait(60)
+        return Response(rss_feed([FeedItem("Held story", "https://n.example/held")]), content_type="application/rss+xml")
+
+    httpserver.expect_request("/held.xml").respond_with_handler(held_feed)
+    db = tmp_path / "daemon.db"
+    feeds = f'[[feeds]]\nname = "Held"\nurl = "{httpserver.url_for("/held.xml")}"\n'
+    config = daemon_config(tmp_path, f"sqlite:///{db}", feeds)
+    daemon = Daemon(config, tmp_path / "daemon.log")
+    daemons.append(daemon)
+    assert in_hand.wait(180), daemon.output()
+    blocker = sqlite3.connect(db, isolation_level=None)
+    blocker.execute("BEGIN EXCLUSIVE")  # every write of the daemon now waits
+    try:
+        go.set()
+        time.sleep(1.5)  # the feed has arrived; storing it is stuck on the lock
+        signalled = time.monotonic()
+        daemon.proc.send_signal(signal.SIGTERM)
+        code = daemon.proc.wait(timeout=60)
+        stopped_after = time.monotonic() - signalled
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    print(f"daemon stopped {stopped_after:.1f} s after SIGTERM with the database locked")
+    assert code == 0 and stopped_after < 10, (stopped_after, daemon.output())
+    assert "Traceback" not in daemon.output() and "exiting without it" in daemon.output()
+
+    again = Daemon(config, tmp_path / "again.log")
+    daemons.append(again)
+    again.wait_for("feed 'Held': 200, 1 new")  # the lock is taken over at once, the feed stored now
+    assert again.stop() == 0, again.output()
