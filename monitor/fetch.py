@@ -132,7 +132,7 @@ class _Deadline:
         self.at = time.monotonic() + total
         self.total = total
         self.stop = stop
-        self._stopped_by = False
+        self._stopping = False
 
     @classmethod
     def start(cls, total: float, stop: threading.Event | None = None) -> _Deadline:
@@ -140,19 +140,19 @@ class _Deadline:
 
     def remaining(self) -> float:
         now = time.monotonic()
-        if not self._stopped_by and self.stop is not None and self.stop.is_set() and now + STOP_GRACE < self.at:
-            self.at, self._stopped_by = now + STOP_GRACE, True  # noticed within IDLE_SLICE of the request
+        if not self._stopping and self.stop is not None and self.stop.is_set() and now + STOP_GRACE < self.at:
+            self.at, self._stopping = now + STOP_GRACE, True  # a blocked read notices within IDLE_SLICE
         return self.at - now
 
     def stopped(self) -> bool:
-        return self._stopped_by
+        return self._stopping
 
     def check(self, url: str) -> None:
         if self.remaining() <= 0:
             raise _Failure(f"{url}: {self.reason()}")
 
     def reason(self) -> str:
-        return "abandoned (stopping)" if self._stopped_by else f"gave up after {self.total:g} s (total timeout)"
+        return "abandoned (stopping)" if self._stopping else f"gave up after {self.total:g} s (total timeout)"
 
     def timeout(self, settings: FetchSettings) -> httpx.Timeout:
         left = max(self.remaining(), 0.001)
