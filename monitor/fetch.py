@@ -16,6 +16,7 @@ import random
 import socket
 import threading
 import time
+import zlib
 from collections.abc import Callable, Generator, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from contextlib import closing, contextmanager
@@ -24,11 +25,13 @@ from pathlib import Path
 from urllib.parse import urljoin, urlsplit
 from urllib.request import url2pathname
 
+import httpcore
 import httpx
 
 from monitor.errors import FetchError
 from monitor.records import FeedSource, FetchResult
 from monitor.settings import FetchSettings
+from monitor.timebox import call_with_timeout
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +43,10 @@ FEED_ACCEPT = (
     "application/xml;q=0.9, text/xml;q=0.8, */*;q=0.1"
 )
 PAGE_ACCEPT = "text/html, application/xhtml+xml;q=0.9, */*;q=0.1"
-ACCEPT_ENCODING = "gzip, deflate"  # what httpx decodes without extra packages
+ACCEPT_ENCODING = "gzip, deflate"  # the only encodings we decode (by hand, bounded: _decoded_chunks)
+DECODE_CHUNK = 64 * 1024  # most bytes one decompress call may produce
+IDLE_SLICE = 0.25  # a blocked socket read wakes this often to notice a stop request
+STOP_GRACE = 4.0  # seconds a request in flight may still take after a stop request
 
 
 class _Failure(Exception):
@@ -83,20 +89,24 @@ def next_backoff(error_count: int, settings: FetchSettings, rng: random.Random |
     return timedelta(minutes=delay * rng.uniform(0.8, 1.0))
 
 
-def parse_retry_after(value: str | None, now: datetime) -> float | None:
-    """Seconds to wait from a Retry-After header: delay-seconds or an HTTP date (RFC 9110 10.2.3)."""
+def parse_retry_after(value: str | None, now: datetime, cap_seconds: float) -> float | None:
+    """Seconds to wait from a Retry-After header: delay-seconds or an HTTP date (RFC 9110 10.2.3).
+
+    Clamped to [0, cap_seconds]: the value comes from a server, so 99999999999999999, a
+    date in the year 9999 or a negative number must neither raise nor park a feed beyond
+    the backoff cap. Anything unreadable is None (the normal backoff applies)."""
     if not value or not value.strip():
         return None
     value = value.strip()
-    if value.isdigit():
-        return float(value)
+    if value.isascii() and value.isdigit():
+        return min(float(value), cap_seconds)  # float() of a huge digit string is inf, never an error
     try:
         when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=timezone.utc)  # HTTP dates are always GMT
-    return max(0.0, (when - now).total_seconds())
+    return min(max(0.0, (when - now).total_seconds()), cap_seconds)
 
 
 def _size(n: int) -> str:
@@ -109,51 +119,203 @@ def _size(n: int) -> str:
 # --- deadline and body ---------------------------------------------------------------
 
 
-@dataclasses.dataclass(frozen=True)
 class _Deadline:
-    """The whole-request budget: connect, every redirect hop and the body share it.
+    """The whole-request budget: connect, headers, every redirect hop and the body share it.
 
-    Checked between body chunks and used to clip each hop's socket timeouts. A server
-    that trickles its *headers* is bounded only by those per-read timeouts (and h11's
-    header size limit): httpx offers no hook to abort a request mid-headers."""
+    While a request runs under `_budget`, every socket operation of its thread is clipped
+    to what is left (see _BudgetStream), so a server trickling one header line every
+    2 s is cut off at the deadline too, not only one trickling its body. Once `stop` (the
+    daemon's stop request) is set, the request gets STOP_GRACE more seconds at most: a
+    feed about to arrive is still stored, a stuck one does not hold up the exit."""
 
-    at: float
-    total: float
+    def __init__(self, total: float, stop: threading.Event | None = None):
+        self.at = time.monotonic() + total
+        self.total = total
+        self.stop = stop
+        self._stopping = False
 
     @classmethod
-    def start(cls, total: float) -> _Deadline:
-        return cls(time.monotonic() + total, total)
+    def start(cls, total: float, stop: threading.Event | None = None) -> _Deadline:
+        return cls(total, stop)
 
     def remaining(self) -> float:
-        return self.at - time.monotonic()
+        now = time.monotonic()
+        if not self._stopping and self.stop is not None and self.stop.is_set() and now + STOP_GRACE < self.at:
+            self.at, self._stopping = now + STOP_GRACE, True  # a blocked read notices within IDLE_SLICE
+        return self.at - now
+
+    def stopped(self) -> bool:
+        return self._stopping
 
     def check(self, url: str) -> None:
         if self.remaining() <= 0:
-            raise _Failure(f"{url}: gave up after {self.total:g} s (total timeout)")
+            raise _Failure(f"{url}: {self.reason()}")
+
+    def reason(self) -> str:
+        return "abandoned (stopping)" if self._stopping else f"gave up after {self.total:g} s (total timeout)"
 
     def timeout(self, settings: FetchSettings) -> httpx.Timeout:
-        # httpx timeouts are per socket operation; clipping them to what is left of the
-        # deadline stops a fresh hop from waiting longer than the whole request may take.
         left = max(self.remaining(), 0.001)
         read = min(settings.read_timeout, left)
         return httpx.Timeout(connect=min(settings.connect_timeout, left), read=read, write=read, pool=left)
 
 
+_current = threading.local()  # .deadline: the _Deadline of the request this thread is running
+
+
+@contextmanager
+def _budget(deadline: _Deadline) -> Iterator[None]:
+    _current.deadline = deadline
+    try:
+        yield
+    finally:
+        _current.deadline = None
+
+
+def _clip(timeout: float | None, error: type[Exception]) -> float | None:
+    """A socket timeout clipped to this thread's deadline; `error` once it has passed."""
+    deadline: _Deadline | None = getattr(_current, "deadline", None)
+    if deadline is None:
+        return timeout
+    left = deadline.remaining()
+    if left <= 0:
+        raise error("deadline reached")
+    return left if timeout is None else min(timeout, left)
+
+
+class _BudgetStream(httpcore.NetworkStream):
+    """A socket whose every read and write is bounded by the running request's deadline.
+
+    Reads wait in slices of IDLE_SLICE so a stop request or the deadline ends them
+    promptly, while a quiet server still gets its full read_timeout between bytes."""
+
+    def __init__(self, inner: httpcore.NetworkStream):
+        self._inner = inner
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        waited = 0.0
+        while True:
+            budget = _clip(timeout if timeout is None else timeout - waited, httpcore.ReadTimeout)
+            piece = IDLE_SLICE if budget is None else min(budget, IDLE_SLICE)
+            try:
+                return self._inner.read(max_bytes, piece)
+            except httpcore.ReadTimeout:
+                waited += piece
+                if timeout is not None and waited >= timeout:
+                    raise
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._inner.write(buffer, _clip(timeout, httpcore.WriteTimeout))
+
+    def close(self) -> None:
+        self._inner.close()
+
+    def start_tls(self, ssl_context, server_hostname=None, timeout=None) -> httpcore.NetworkStream:
+        return _BudgetStream(self._inner.start_tls(ssl_context, server_hostname, _clip(timeout, httpcore.ConnectTimeout)))
+
+    def get_extra_info(self, info: str):
+        return self._inner.get_extra_info(info)
+
+
+class _BudgetBackend(httpcore.NetworkBackend):
+    """httpcore's own sync sockets, wrapped in _BudgetStream; connects clipped too."""
+
+    def __init__(self):
+        self._inner = httpcore.SyncBackend()
+
+    def connect_tcp(self, host, port, timeout=None, local_address=None, socket_options=None):
+        timeout = _clip(timeout, httpcore.ConnectTimeout)
+        return _BudgetStream(self._inner.connect_tcp(host, port, timeout, local_address, socket_options))
+
+    def connect_unix_socket(self, path, timeout=None, socket_options=None):
+        timeout = _clip(timeout, httpcore.ConnectTimeout)
+        return _BudgetStream(self._inner.connect_unix_socket(path, timeout, socket_options))
+
+    def sleep(self, seconds: float) -> None:
+        self._inner.sleep(seconds)
+
+
+class _BudgetTransport(httpx.HTTPTransport):
+    """httpx's transport over _BudgetBackend. httpx has no option for a network backend,
+    so the connection pool it made is replaced by the same pool with ours."""
+
+    def __init__(self, limits: httpx.Limits):
+        super().__init__(limits=limits, trust_env=False)
+        self._pool = httpcore.ConnectionPool(
+            ssl_context=httpx.create_ssl_context(trust_env=False),
+            max_connections=limits.max_connections,
+            max_keepalive_connections=limits.max_keepalive_connections,
+            keepalive_expiry=limits.keepalive_expiry,
+            network_backend=_BudgetBackend(),
+        )
+
+
+# --- body: bounded decoding ----------------------------------------------------------
+
+
+def _content_coding(response: httpx.Response, url: str) -> str | None:
+    """The one Content-Encoding to undo (None for identity). Stacked codings are
+    refused: `gzip, gzip` is how a 2 KB answer becomes 1 GiB, and no honest server
+    needs it."""
+    codings = [
+        token.strip().lower()
+        for header in response.headers.get_list("content-encoding")
+        for token in header.split(",")
+        if token.strip() and token.strip().lower() != "identity"
+    ]
+    if len(codings) > 1:
+        raise _Failure(f"{url}: refusing stacked Content-Encoding {', '.join(codings)} (one encoding at most)", response.status_code)
+    if codings and codings[0] not in ("gzip", "x-gzip", "deflate"):
+        raise _Failure(f"{url}: unsupported Content-Encoding {codings[0]} (we ask for {ACCEPT_ENCODING})", response.status_code)
+    return codings[0] if codings else None
+
+
+def _decoded_chunks(raw: Iterable[bytes], coding: str | None) -> Iterator[bytes]:
+    """Undo `coding` as the raw body streams in, never more than DECODE_CHUNK bytes per
+    step, so the caller's cap on decoded bytes also bounds memory (httpx's own decoder
+    inflates a whole network chunk at once: one 64 KiB read of a bomb is gigabytes)."""
+    if coding is None:
+        yield from raw
+        return
+    wbits = zlib.MAX_WBITS | 16 if coding in ("gzip", "x-gzip") else zlib.MAX_WBITS
+    inflater = zlib.decompressobj(wbits)
+    first = True
+    for chunk in raw:
+        if first and coding == "deflate":
+            inflater = _deflate_inflater(chunk)  # "deflate" is zlib-wrapped or raw in the wild
+        first = False
+        data = chunk
+        while data:
+            yield inflater.decompress(data, DECODE_CHUNK)
+            data = inflater.unconsumed_tail
+    yield inflater.flush()
+
+
+def _deflate_inflater(first_chunk: bytes):
+    try:
+        zlib.decompressobj().decompress(first_chunk[:2])
+        return zlib.decompressobj()
+    except zlib.error:
+        return zlib.decompressobj(-zlib.MAX_WBITS)
+
+
 def _read_capped(response: httpx.Response, url: str, max_bytes: int, deadline: _Deadline) -> bytes:
-    """The decoded body, refused as soon as it passes max_bytes or the deadline."""
+    """The decoded body, refused as soon as its *decoded* size passes max_bytes, or at the deadline."""
     too_big = _Failure(f"{url}: body exceeds {_size(max_bytes)} cap", response.status_code)
     declared = response.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > max_bytes:
         raise too_big  # no need to download what is already known to be too large
     chunks: list[bytes] = []
     size = 0
-    # iter_bytes yields gunzipped data, so the cap also stops a small gzip bomb.
-    for chunk in response.iter_bytes():
-        size += len(chunk)
-        if size > max_bytes:
-            raise too_big
-        deadline.check(url)  # a server trickling bytes keeps every read alive; this does not
-        chunks.append(chunk)
+    try:
+        for chunk in _decoded_chunks(response.iter_raw(), _content_coding(response, url)):
+            size += len(chunk)
+            if size > max_bytes:
+                raise too_big
+            deadline.check(url)  # a server trickling bytes keeps every read alive; this does not
+            chunks.append(chunk)
+    except zlib.error as exc:
+        raise _Failure(f"{url}: body could not be decoded ({response.headers.get('content-encoding')}): {exc}") from None
     return b"".join(chunks)
 
 
@@ -166,8 +328,8 @@ def _http_errors(url: str, settings: FetchSettings, deadline: _Deadline) -> Iter
 
 
 def _describe(exc: Exception, settings: FetchSettings, deadline: _Deadline) -> str:
-    if isinstance(exc, httpx.TimeoutException) and deadline.remaining() <= 0.01:
-        return f"gave up after {deadline.total:g} s (total timeout)"
+    if isinstance(exc, httpx.TimeoutException) and deadline.remaining() <= 0.05:
+        return deadline.reason()
     if isinstance(exc, httpx.ConnectTimeout):
         return f"connect timed out after {settings.connect_timeout:g} s"
     if isinstance(exc, httpx.ReadTimeout):
@@ -230,40 +392,47 @@ def _scheme(url: str) -> str:
 
 
 def make_client(settings: FetchSettings) -> httpx.Client:
-    """One client for a whole cycle: pooled connections, our User-Agent, gzip."""
+    """One client for a whole cycle: pooled connections, our User-Agent, gzip, and
+    sockets bounded by each request's deadline (no environment proxies: a proxy's own
+    sockets would escape it)."""
+    limits = httpx.Limits(max_connections=settings.concurrency, max_keepalive_connections=settings.concurrency)
     return httpx.Client(
         headers={"User-Agent": settings.user_agent, "Accept-Encoding": ACCEPT_ENCODING},
         timeout=httpx.Timeout(settings.read_timeout, connect=settings.connect_timeout, pool=settings.total_timeout),
-        limits=httpx.Limits(max_connections=settings.concurrency, max_keepalive_connections=settings.concurrency),
+        transport=_BudgetTransport(limits),
+        trust_env=False,
         follow_redirects=False,  # followed by hand in _follow
     )
 
 
-def fetch_feed(client: httpx.Client, source: FeedSource, settings: FetchSettings) -> FetchResult:
-    """Fetch one feed. Never raises: any failure is FetchResult.error, one line."""
+def fetch_feed(
+    client: httpx.Client, source: FeedSource, settings: FetchSettings, stop: threading.Event | None = None
+) -> FetchResult:
+    """Fetch one feed. Never raises: any failure is FetchResult.error, one line. Takes
+    at most settings.total_timeout, and at most STOP_GRACE more once `stop` is set."""
     started = time.monotonic()
     url = source.fetch_url or source.url
     try:
         if _scheme(url) == "file":
             result = _fetch_file(source, url, settings.max_bytes)
         else:
-            result = _fetch_http(client, source, url, settings)
+            result = _fetch_http(client, source, url, settings, _Deadline.start(settings.total_timeout, stop))
     except _Failure as failure:
         result = FetchResult(source.id, url, url, failure.status, error=str(failure))
     return dataclasses.replace(result, elapsed_seconds=time.monotonic() - started)
 
 
-def _fetch_http(client: httpx.Client, source: FeedSource, url: str, settings: FetchSettings) -> FetchResult:
-    deadline = _Deadline.start(settings.total_timeout)
+def _fetch_http(client: httpx.Client, source: FeedSource, url: str, settings: FetchSettings, deadline: _Deadline) -> FetchResult:
     headers = build_request_headers(source, settings.user_agent)
 
     def prepare(hop: str) -> httpx.Request:
         _require_http(hop)
         return client.build_request("GET", hop, headers=headers, timeout=deadline.timeout(settings))
 
-    response, final_url, redirects = _follow(client, url, prepare, settings, deadline)
-    with closing(response), _http_errors(final_url, settings, deadline):
-        return _feed_result(source, url, final_url, response, redirects, settings, deadline)
+    with _budget(deadline):
+        response, final_url, redirects = _follow(client, url, prepare, settings, deadline)
+        with closing(response), _http_errors(final_url, settings, deadline):
+            return _feed_result(source, url, final_url, response, redirects, settings, deadline)
 
 
 def _feed_result(
@@ -291,7 +460,8 @@ def _feed_result(
     if status == 410:
         return dataclasses.replace(result, gone=True, error=f"{final_url}: HTTP 410 Gone")
     if status in RETRY_AFTER_STATUSES:
-        wait = parse_retry_after(response.headers.get("retry-after"), datetime.now(timezone.utc))
+        cap = settings.backoff_max_minutes * 60
+        wait = parse_retry_after(response.headers.get("retry-after"), datetime.now(timezone.utc), cap)
         hint = f" (retry after {wait:g} s)" if wait is not None else ""
         error = f"{final_url}: HTTP {status} {response.reason_phrase}{hint}"
         return dataclasses.replace(result, retry_after_seconds=wait, error=error)
@@ -325,15 +495,19 @@ def _fetch_file(source: FeedSource, url: str, max_bytes: int) -> FetchResult:
 
 
 def fetch_feeds(
-    sources: Iterable[FeedSource], settings: FetchSettings, client: httpx.Client | None = None
+    sources: Iterable[FeedSource],
+    settings: FetchSettings,
+    client: httpx.Client | None = None,
+    stop: threading.Event | None = None,
 ) -> Generator[FetchResult, None, None]:
     """Fetch feeds concurrently (settings.concurrency at a time), yielding each result as
-    it completes, so a slow feed delays nothing but itself."""
+    it completes, so a slow feed delays nothing but itself. Once `stop` is set, requests
+    in flight get STOP_GRACE seconds more at most (then end as errors)."""
     own_client = client is None
     client = client or make_client(settings)
     pool = ThreadPoolExecutor(max_workers=settings.concurrency, thread_name_prefix="fetch")
     try:
-        futures = {pool.submit(fetch_feed, client, source, settings): source for source in sources}
+        futures = {pool.submit(fetch_feed, client, source, settings, stop): source for source in sources}
         for future in as_completed(futures):
             yield _outcome(future, futures[future])
     finally:
@@ -354,7 +528,7 @@ def _outcome(future: Future, source: FeedSource) -> FetchResult:
 # --- article pages (untrusted URLs) -----------------------------------------------------
 
 
-def fetch_page(url: str, settings: FetchSettings) -> tuple[str, bytes]:
+def fetch_page(url: str, settings: FetchSettings, stop: threading.Event | None = None) -> tuple[str, bytes]:
     """GET an article page: (final URL, body bytes). Raises FetchError (one line).
 
     Article links come from feeds, so they are untrusted: only http(s), and every hop's
@@ -363,9 +537,10 @@ def fetch_page(url: str, settings: FetchSettings) -> tuple[str, bytes]:
     header and TLS), so a DNS answer that changes between check and connect cannot
     smuggle the request to a private address.
     """
-    deadline = _Deadline.start(settings.total_timeout)
+    deadline = _Deadline.start(settings.total_timeout, stop)
     # No environment proxies: a proxy would resolve the host itself, undoing the check.
-    with httpx.Client(headers={"User-Agent": settings.user_agent}, follow_redirects=False, trust_env=False) as client:
+    transport = _BudgetTransport(httpx.Limits(max_connections=1))
+    with httpx.Client(headers={"User-Agent": settings.user_agent}, transport=transport, follow_redirects=False, trust_env=False) as client, _budget(deadline):
         def prepare(hop: str) -> httpx.Request:
             return _page_request(client, hop, settings, deadline)
 
@@ -412,24 +587,8 @@ def _checked_address(url: str, host: str, port: int, settings: FetchSettings) ->
 
 def _resolve(host: str, port: int, timeout: float) -> list:
     """getaddrinfo with a deadline: it has no timeout of its own, and a stuck resolver must
-    not hang `classify --url` or a full-text fetch. The lookup runs in a daemon thread we
-    stop waiting for (it cannot be cancelled, but it cannot keep the process alive)."""
-    outcome: dict = {}
-
-    def lookup() -> None:
-        try:
-            outcome["infos"] = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        except BaseException as exc:  # handed to the caller below
-            outcome["error"] = exc
-
-    worker = threading.Thread(target=lookup, name=f"resolve {host}", daemon=True)
-    worker.start()
-    worker.join(timeout)
-    if worker.is_alive():
-        raise TimeoutError(host)
-    if "error" in outcome:
-        raise outcome["error"]
-    return outcome["infos"]
+    not hang `classify --url` or a full-text fetch."""
+    return call_with_timeout(lambda: socket.getaddrinfo(host, port, type=socket.SOCK_STREAM), timeout, f"resolve {host}")
 
 
 def _non_public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:

@@ -102,10 +102,10 @@ def poll_feeds(app, sources: list[FeedSource], now: datetime, report: CycleRepor
     by_id = {source.id: source for source in sources}
     recent = article_store.RecentSignatures()
     preparer = Preparer(len(sources), now, app.settings.fetch.max_items_per_feed)
-    results = fetch_feeds(sources, app.settings.fetch)
+    results = fetch_feeds(sources, app.settings.fetch, stop=stop_event)
     try:
         for result, prepared in preparer.in_completion_order(results, by_id):
-            poll = poll_one(app, by_id[result.feed_id], result, prepared, now, recent)
+            poll = poll_one(app, by_id[result.feed_id], result, prepared, now, recent, stop_event)
             report.polls.append(poll)
             if progress:
                 progress(len(report.polls), len(sources), poll)
@@ -117,14 +117,14 @@ def poll_feeds(app, sources: list[FeedSource], now: datetime, report: CycleRepor
         preparer.close()
 
 
-def poll_one(app, source: FeedSource, result: FetchResult, prepared: Future, now: datetime, recent) -> FeedPoll:
+def poll_one(app, source: FeedSource, result: FetchResult, prepared: Future, now: datetime, recent, stop_event=None) -> FeedPoll:
     """Store one parsed fetch result. Any failure is this feed's alone: it is logged,
     recorded on the feed (so it backs off), and the cycle goes on."""
     started, parsed = time.monotonic(), None
     try:
         parsed, signatures = prepared.result()
         if parsed and source.full_text and not parsed.error:
-            parsed = with_full_text(app, source, parsed)
+            parsed = with_full_text(app, source, parsed, stop_event)
         outcome = article_store.store_feed_run(
             app.engine, source.id, parsed, result, now, app.settings, recent, signatures=signatures
         )
@@ -247,24 +247,27 @@ def _log_poll(poll: FeedPoll, result: FetchResult, parsed: ParsedFeed | None) ->
 # --- full text -----------------------------------------------------------------
 
 
-def with_full_text(app, source: FeedSource, parsed: ParsedFeed) -> ParsedFeed:
+def with_full_text(app, source: FeedSource, parsed: ParsedFeed, stop_event: threading.Event | None = None) -> ParsedFeed:
     """Replace the feed's text with the article page's text, for items not yet stored
-    (pages of known items are never fetched again). A failure keeps the feed's text."""
+    (pages of known items are never fetched again). A failure keeps the feed's text;
+    after a stop request the pages not yet fetched are skipped (feed text kept)."""
     known = article_store.known_canonical_urls(app.engine, [a.canonical_url for a in parsed.articles])
     fresh = [a for a in parsed.articles if a.canonical_url not in known]
     if not fresh:
         return parsed
     with ThreadPoolExecutor(max_workers=app.settings.fetch.concurrency) as pool:
-        upgraded = dict(zip((a.canonical_url for a in fresh), pool.map(lambda a: _full_text(app, source, a), fresh)))
+        upgraded = dict(zip((a.canonical_url for a in fresh), pool.map(lambda a: _full_text(app, source, a, stop_event), fresh)))
     return replace(parsed, articles=[upgraded.get(a.canonical_url, a) for a in parsed.articles])
 
 
-def _full_text(app, source: FeedSource, article: ArticleRecord) -> ArticleRecord:
+def _full_text(app, source: FeedSource, article: ArticleRecord, stop_event: threading.Event | None) -> ArticleRecord:
     from monitor.fetch import fetch_page
     from monitor.parse import extract_article_text
 
+    if stop_event is not None and stop_event.is_set():
+        return article
     try:
-        final_url, html = fetch_page(article.url, app.settings.fetch)
+        final_url, html = fetch_page(article.url, app.settings.fetch, stop_event)
         text = extract_article_text(html, final_url)
     except MonitorError as exc:
         log.warning("feed %r: full text of %s failed, keeping the feed's text: %s", source.name, article.url, exc)

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
+MAX_ID = 2**63 - 1  # ids are 64-bit integers in SQLite and PostgreSQL; larger ones cannot even be looked up
+
 
 @dataclass(frozen=True)
 class FeedSource:

@@ -157,8 +157,22 @@ class WebSettings(_Section):
     token_env: str = "TENSION_MONITOR_WEB_TOKEN"  # required when binding a non-loopback address
     max_body_bytes: int = Field(1_000_000, ge=1024)  # larger requests get 413
     page_size: int = Field(50, ge=5, le=500)
+    # Host names the page answers to besides its bound address, localhost, 127.0.0.1 and
+    # [::1] (a reverse proxy's public name; "*.example.org" for subdomains). Any other
+    # Host header gets 400, which is what stops DNS rebinding.
+    allowed_hosts: list[str] = []
     token: SecretStr | None = None  # filled from token_env at load time
     csrf_secret: SecretStr | None = None  # filled from TENSION_MONITOR_CSRF_SECRET, else random per process
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _host_names(cls, values: list[str]) -> list[str]:
+        for value in values:
+            name = value.removeprefix("*.")
+            bracketed_ipv6 = name.startswith("[") and name.endswith("]")
+            if not name or "*" in name or (not bracketed_ipv6 and any(ch in name for ch in "/:@ ")):
+                raise ValueError(f"{value!r} is not a host name (e.g. \"monitor.example.org\" or \"*.example.org\", no scheme or port)")
+        return [value.lower() for value in values]
 
 
 class Settings(_Section):
@@ -234,7 +248,10 @@ def load_settings(path: Path, environ: Mapping[str, str] | None = None) -> Setti
     _refuse_inline_secrets(path, raw)
     # Relative paths in a config resolve against its own folder, unless it sets `root`
     # (itself relative to that folder).
-    raw["root"] = str((path.resolve().parent / raw.get("root", ".")).resolve())
+    root = raw.get("root", ".")
+    if not isinstance(root, str):
+        raise ConfigError(f"{path}: root: must be a path in quotes, not {root!r}")
+    raw["root"] = str((path.resolve().parent / root).resolve())
     try:
         settings = Settings.model_validate({**raw, "source_path": str(path)})
     except ValidationError as exc:
@@ -274,7 +291,8 @@ def starter_config(store_url: str) -> str:
 
 def _refuse_inline_secrets(path: Path, raw: dict) -> None:
     for section, key, env_key in (("smtp", "password", "password_env"), ("web", "token", "token_env"), ("web", "csrf_secret", None)):
-        if key in raw.get(section, {}):
+        table = raw.get(section)
+        if isinstance(table, dict) and key in table:  # not a table: validation names the problem
             where = f"the env variable named by {section}.{env_key}" if env_key else "TENSION_MONITOR_CSRF_SECRET"
             raise ConfigError(f"{path}: {section}.{key}: secrets are not read from the file; set {where}")
 

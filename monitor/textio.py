@@ -18,6 +18,8 @@ def read_toml(path: Path, missing: str) -> dict:
         raise ConfigError(f"{path}: {missing}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    except UnicodeDecodeError as exc:  # TOML is UTF-8 by definition
+        raise ConfigError(f"{path}: not UTF-8 text (invalid byte at offset {exc.start})") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
 
@@ -61,3 +63,10 @@ def read_json_objects(path: Path) -> list[tuple[int, dict]]:
             raise InputError(f"{path}:{number}: not a JSON object")
         objects.append((number, row))
     return objects
+
+
+def write_problem(exc: OSError, path: Path) -> str:
+    """Why writing `path` failed, in words: names a regular file standing where a folder
+    of the path should be (the OS only says "File exists" or "Not a directory")."""
+    blocker = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
+    return f"{blocker} is a file, not a folder" if blocker else exc.strerror or str(exc)

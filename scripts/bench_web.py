@@ -111,7 +111,7 @@ def main() -> None:
         seed(app.engine, args.articles, random.Random(7))
         print(f"seeded {args.articles:,} articles in {time.perf_counter() - started:.1f} s ({app.engine.dialect.name})")
         app.nlp, app.classifier  # noqa: B018 - loaded once, as `serve` does
-        with TestClient(create_app(app)) as client:
+        with TestClient(create_app(app), base_url="http://127.0.0.1:8080") as client:  # a Host the app answers to
             report(client, args.repeat)
         app.close()
 

@@ -10,6 +10,7 @@ import gzip
 import random
 import threading
 import time
+import zlib
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
@@ -32,6 +33,7 @@ from monitor.parse import parse_feed
 from monitor.records import FeedSource
 from monitor.settings import FetchSettings
 from tests.conftest import REAL_FEEDS
+from tests.hostile import SlowHeaderServer, double_gzip_bomb
 
 RSS = b"""<?xml version="1.0" encoding="utf-8"?>
 <rss version="2.0"><channel><title>Local</title>
@@ -66,6 +68,7 @@ class FeedServer:
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), RequestHandler)
         self.httpd.daemon_threads = True
+        self.httpd.handle_error = lambda *_: None  # a client hanging up mid-body is what some tests want
         self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
 
     def url(self, path: str) -> str:
@@ -258,6 +261,93 @@ def test_gzip_bomb_is_capped_on_decoded_size(server):
     assert "body exceeds 64 KiB cap" in result.error
 
 
+def test_single_gzip_bomb_of_a_gibibyte_stops_at_the_cap_without_inflating_it(server):
+    inner = double_gzip_bomb()  # gunzip once: ~1 MB of gzip that inflates to 1 GiB
+    server.routes["/bomb1"] = serve(gzip.decompress(inner), headers={"Content-Encoding": "gzip"})
+    started = time.monotonic()
+    result = fetch_one(server.url("/bomb1"), settings(max_bytes=1024 * 1024))
+    assert result.error == f"{server.url('/bomb1')}: body exceeds 1 MiB cap"
+    assert time.monotonic() - started < 5  # stopped after ~1 MiB, not after inflating 1 GiB
+
+
+@pytest.mark.parametrize("encoding", ["gzip, gzip", "gzip,deflate", "deflate, gzip"])
+def test_stacked_content_encoding_is_refused_in_one_line(server, encoding):
+    server.routes["/stacked"] = serve(double_gzip_bomb(), headers={"Content-Encoding": encoding})
+    result = fetch_one(server.url("/stacked"))
+    assert result.body is None
+    assert result.error.startswith(f"{server.url('/stacked')}: refusing stacked Content-Encoding ")
+    assert "\n" not in result.error
+
+
+def test_stacked_content_encoding_is_refused_for_article_pages(server):
+    server.routes["/page"] = serve(double_gzip_bomb(), headers={"Content-Encoding": "gzip, gzip", "Content-Type": "text/html"})
+    with pytest.raises(FetchError, match="refusing stacked Content-Encoding gzip, gzip"):
+        fetch_page(server.url("/page"), settings(allow_private_addresses=True))
+
+
+def test_identity_and_deflate_encodings_are_decoded(server):
+    raw_deflate = zlib.compressobj(6, zlib.DEFLATED, -zlib.MAX_WBITS)
+    server.routes["/zlib"] = serve(zlib.compress(RSS), headers={"Content-Encoding": "deflate"})
+    server.routes["/raw"] = serve(raw_deflate.compress(RSS) + raw_deflate.flush(), headers={"Content-Encoding": "deflate"})
+    server.routes["/identity"] = serve(RSS, headers={"Content-Encoding": "identity"})
+    server.routes["/gz-identity"] = serve(gzip.compress(RSS), headers={"Content-Encoding": "gzip, identity"})
+    for path in ("/zlib", "/raw", "/identity", "/gz-identity"):
+        assert fetch_one(server.url(path)).body == RSS, path
+
+
+def test_unrequested_content_encoding_is_an_error_not_garbage(server):
+    server.routes["/br"] = serve(b"\x0b\x02\x80garbage", headers={"Content-Encoding": "br"})
+    result = fetch_one(server.url("/br"))
+    assert result.error == f"{server.url('/br')}: unsupported Content-Encoding br (we ask for gzip, deflate)"
+
+
+def test_server_trickling_header_lines_is_cut_off_at_the_total_deadline():
+    slow = SlowHeaderServer(interval=0.3)  # every read succeeds well within read_timeout
+    try:
+        started = time.monotonic()
+        result = fetch_one(slow.url(), settings(read_timeout=1.0, total_timeout=2.0))
+        elapsed = time.monotonic() - started
+    finally:
+        slow.close()
+    assert result.error == f"{slow.url()}: gave up after 2 s (total timeout)"
+    assert 1.9 < elapsed < 3.0
+
+
+def test_slow_header_page_fetch_is_cut_off_at_the_total_deadline():
+    slow = SlowHeaderServer(interval=0.3)
+    try:
+        started = time.monotonic()
+        with pytest.raises(FetchError, match="gave up after 1.5 s"):
+            fetch_page(slow.url("/article"), settings(read_timeout=1.0, total_timeout=1.5, allow_private_addresses=True))
+        assert time.monotonic() - started < 2.5
+    finally:
+        slow.close()
+
+
+def test_a_stop_request_ends_fetches_in_flight_after_a_short_grace():
+    from monitor.fetch import STOP_GRACE
+
+    slow = SlowHeaderServer(interval=0.3)
+    stop = threading.Event()
+    threading.Timer(0.5, stop.set).start()
+    try:
+        started = time.monotonic()
+        results = list(fetch_feeds([source(slow.url(f"/f{n}"), feed_id=n) for n in range(3)],
+                                   settings(total_timeout=30.0, read_timeout=10.0), stop=stop))
+        elapsed = time.monotonic() - started
+    finally:
+        slow.close()
+    assert 0.5 + STOP_GRACE - 0.1 < elapsed < 0.5 + STOP_GRACE + 1.5
+    assert sorted(r.error for r in results) == sorted(f"{slow.url(f'/f{n}')}: abandoned (stopping)" for n in range(3))
+
+
+def test_huge_retry_after_is_clamped_to_the_backoff_cap(server):
+    server.routes["/busy"] = serve(b"", 429, {"Retry-After": "99999999999999999"})
+    result = fetch_one(server.url("/busy"), settings(backoff_max_minutes=60))
+    assert result.retry_after_seconds == 3600
+    assert result.error == f"{server.url('/busy')}: HTTP 429 Too Many Requests (retry after 3600 s)"
+
+
 def test_redirect_loop_is_reported(server):
     server.routes["/a"] = serve(b"", 302, {"Location": "/b"})
     server.routes["/b"] = serve(b"", 302, {"Location": server.url("/a")})
@@ -435,10 +525,24 @@ def test_backoff_doubles_with_jitter_and_is_capped_never_infinite():
 
 def test_parse_retry_after():
     now = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
-    assert parse_retry_after("30", now) == 30
-    assert parse_retry_after("Thu, 26 Nov 2026 12:05:00 GMT", now) == 300
-    assert parse_retry_after("Thu, 26 Nov 2026 11:00:00 GMT", now) == 0  # already past
-    assert parse_retry_after("soon", now) is None and parse_retry_after(None, now) is None
+    day = 24 * 3600
+    assert parse_retry_after("30", now, day) == 30
+    assert parse_retry_after("Thu, 26 Nov 2026 12:05:00 GMT", now, day) == 300
+    assert parse_retry_after("Thu, 26 Nov 2026 11:00:00 GMT", now, day) == 0  # already past
+    assert parse_retry_after("soon", now, day) is None and parse_retry_after(None, now, day) is None
+
+
+@pytest.mark.parametrize("value, expected", [
+    ("99999999999999999", 86400.0),
+    ("9" * 400, 86400.0),  # float() of it is inf
+    ("-5", None),
+    ("\u00b2", None),  # isdigit() but not a number
+    ("Fri, 31 Dec 9999 23:59:59 GMT", 86400.0),
+    ("Fri, 31 Dec 99999 23:59:59 GMT", None),
+])
+def test_absurd_retry_after_is_clamped_to_the_cap_or_ignored_never_raises(value, expected):
+    now = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
+    assert parse_retry_after(value, now, 86400.0) == expected
 
 
 def test_fetch_feeds_yields_nothing_for_no_sources():

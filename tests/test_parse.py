@@ -288,3 +288,45 @@ def test_extract_article_text_keeps_the_article_and_drops_the_page_furniture():
     assert text.startswith("Microsoft and OpenAI have spent months renegotiating")
     assert "corporate customers over the rest of the decade." in text
     assert "Sign in" not in text and "Recipe of the week" not in text and "Copyright" not in text
+
+
+def test_without_scripts_drops_scripts_and_styles_in_one_pass():
+    from monitor.parse import without_scripts
+
+    page = b"<p>a</p><SCRIPT type=x>var s = '<p>no</p>';</Script ><style>p{}</style><p>b</p><script>unclosed <p>c</p>"
+    assert without_scripts(page) == b"<p>a</p><p>b</p>"
+    assert without_scripts(b"<script>" * 200_000) == b""  # many unclosed tags: still one scan
+
+
+def test_article_after_megabytes_of_inline_script_is_still_found():
+    page = (OWN_FEEDS / "article-page.html").read_bytes()
+    bloated = page.replace(b"<head>", b"<head><script>" + b"var x = 1;\n" * 300_000 + b"</script>", 1)
+    assert len(bloated) > 3 * (1 << 20)
+    text = extract_article_text(bloated, "https://news.example.com/a")
+    assert text.startswith("Microsoft and OpenAI have spent months renegotiating")
+
+
+def test_a_14_mb_page_is_extracted_within_the_bound_or_refused_in_one_line():
+    import time
+
+    from monitor.errors import FetchError
+    from monitor.parse import EXTRACT_SECONDS
+
+    page = b"<html><body>" + b"<div><span>word</span></div>" * 500_000 + b"</body></html>"
+    assert len(page) > 14_000_000
+    started = time.monotonic()
+    try:
+        extract_article_text(page, "https://news.example.com/huge")
+    except FetchError as exc:
+        assert str(exc) == f"https://news.example.com/huge: no article text within {EXTRACT_SECONDS:g} s (page too complex)"
+    assert time.monotonic() - started < EXTRACT_SECONDS + 2
+
+
+def test_extraction_past_its_deadline_is_a_one_line_error(monkeypatch):
+    from monitor import parse
+    from monitor.errors import FetchError
+
+    monkeypatch.setattr(parse, "EXTRACT_SECONDS", 0.05)
+    page = b"<html><body>" + b"<div><span>word</span></div>" * 40_000 + b"</body></html>"
+    with pytest.raises(FetchError, match=r"^https://x\.example/a: no article text within 0\.05 s \(page too complex\)$"):
+        extract_article_text(page, "https://x.example/a")

@@ -154,3 +154,80 @@ def test_daemon_log_is_one_line_per_poll_and_names_a_slow_tick(tmp_path, httpser
     assert len([line for line in log.splitlines() if "feed 'Slow'" in line]) == 1
     assert "maximum number of running instances" not in log
     assert "HTTP Request" not in log and "apscheduler" not in log  # library chatter stays below WARNING
+
+def test_sigterm_stops_the_daemon_within_10_s_while_a_server_trickles_headers(tmp_path, httpserver, daemons):
+    from tests.hostile import SlowHeaderServer
+
+    slow = SlowHeaderServer(interval=2.0)  # would hold each poll for the whole 60 s deadline
+    httpserver.expect_request("/good.xml").respond_with_data(
+        rss_feed([FeedItem("Good story", "https://n.example/good")]), content_type="application/rss+xml")
+    db_url = f"sqlite:///{tmp_path / 'daemon.db'}"
+    feeds = "".join(f'[[feeds]]\nname = "Slow {n}"\nurl = "{slow.url(f"/slow{n}.xml")}"\n' for n in range(3))
+    feeds += f'[[feeds]]\nname = "Good"\nurl = "{httpserver.url_for("/good.xml")}"\n'
+    config = daemon_config(tmp_path, db_url, "[fetch]\ntotal_timeout = 60\nread_timeout = 30\n" + feeds)
+    daemon = Daemon(config, tmp_path / "daemon.log")
+    daemons.append(daemon)
+    try:
+        deadline = time.monotonic() + 180
+        while slow.connections < 3 and time.monotonic() < deadline and daemon.proc.poll() is None:
+            time.sleep(0.1)
+        assert slow.connections == 3, daemon.output()
+        time.sleep(1)  # well inside the headers
+        signalled = time.monotonic()
+        daemon.proc.send_signal(signal.SIGTERM)
+        code = daemon.proc.wait(timeout=30)
+        stopped_after = time.monotonic() - signalled
+    finally:
+        slow.close()
+    assert code == 0, daemon.output()
+    print(f"daemon stopped {stopped_after:.1f} s after SIGTERM")
+    assert stopped_after < 10, stopped_after
+    assert "Traceback" not in daemon.output()
+    engine = open_store(db_url)
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(schema.locks)).scalar_one() == 0  # released
+        titles = conn.execute(select(schema.articles.c.title)).scalars().all()
+    engine.dispose()
+    assert titles == ["Good story"]  # the good feed was not held up by the slow ones
+
+
+def test_sigterm_exits_within_10_s_even_when_the_database_is_locked_and_the_next_daemon_starts(tmp_path, httpserver, daemons):
+    """The tick in hand blocks on a SQLite write lock held by someone else (busy timeout
+    30 s): the daemon leaves it behind, exits 0 within 10 s, and loses nothing it had
+    committed; a new daemon takes the lock at once."""
+    import sqlite3
+
+    in_hand, go = threading.Event(), threading.Event()
+
+    def held_feed(request):
+        in_hand.set()
+        go.wait(60)
+        return Response(rss_feed([FeedItem("Held story", "https://n.example/held")]), content_type="application/rss+xml")
+
+    httpserver.expect_request("/held.xml").respond_with_handler(held_feed)
+    db = tmp_path / "daemon.db"
+    feeds = f'[[feeds]]\nname = "Held"\nurl = "{httpserver.url_for("/held.xml")}"\n'
+    config = daemon_config(tmp_path, f"sqlite:///{db}", feeds)
+    daemon = Daemon(config, tmp_path / "daemon.log")
+    daemons.append(daemon)
+    assert in_hand.wait(180), daemon.output()
+    blocker = sqlite3.connect(db, isolation_level=None)
+    blocker.execute("BEGIN EXCLUSIVE")  # every write of the daemon now waits
+    try:
+        go.set()
+        time.sleep(1.5)  # the feed has arrived; storing it is stuck on the lock
+        signalled = time.monotonic()
+        daemon.proc.send_signal(signal.SIGTERM)
+        code = daemon.proc.wait(timeout=60)
+        stopped_after = time.monotonic() - signalled
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    print(f"daemon stopped {stopped_after:.1f} s after SIGTERM with the database locked")
+    assert code == 0 and stopped_after < 10, (stopped_after, daemon.output())
+    assert "Traceback" not in daemon.output() and "exiting without it" in daemon.output()
+
+    again = Daemon(config, tmp_path / "again.log")
+    daemons.append(again)
+    again.wait_for("feed 'Held': 200, 1 new")  # the lock is taken over at once, the feed stored now
+    assert again.stop() == 0, again.output()

@@ -124,3 +124,20 @@ def result(redirect=None):
 def test_permanent_redirect_is_remembered_only_after_it_repeats(row, redirect, expected):
     feed_row = SimpleNamespace(fetch_url="https://old.example/rss", redirect_target=row[0], redirect_count=row[1])
     assert redirect_state(feed_row, result(redirect), remember_after=3) == expected
+
+
+@pytest.mark.parametrize("seconds", [1e17, float("inf"), 10**30, -5.0])
+def test_a_server_given_delay_is_clamped_to_the_backoff_cap_and_never_raises(seconds):
+    import random
+
+    from monitor.settings import FetchSettings
+    from monitor.storage.feeds import failure_state
+
+    fetch = FetchSettings(backoff_base_minutes=5, backoff_max_minutes=60)
+    row = SimpleNamespace(error_count=0, failing_since=None)
+    busy = FetchResult(feed_id=1, requested_url="https://busy.example/rss", final_url="https://busy.example/rss",
+                       status=429, retry_after_seconds=seconds)
+    values = failure_state(row, busy, "HTTP 429", NOW, fetch, random.Random(1))
+    assert NOW < values["next_poll_at"] <= NOW + HOUR
+    if seconds > 0:
+        assert values["next_poll_at"] == NOW + HOUR

@@ -19,6 +19,7 @@ from monitor.storage import schema
 from tests.factories import SeedArticle, ensure_feed, seed_articles
 
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
+OWN_BASE = "http://127.0.0.1:8080"  # the Host the app answers to by default (web.host, web.port)
 ARTICLE = (
     "Microsoft and OpenAI are renegotiating the terms of their partnership as OpenAI seeks more "
     "computing capacity outside Azure. The talks cover Microsoft's equity stake after OpenAI's "
@@ -69,7 +70,7 @@ def app(make_app) -> App:
 def client(app):
     from monitor.web.app import create_app
 
-    with TestClient(create_app(app)) as client:
+    with TestClient(create_app(app), base_url=OWN_BASE) as client:
         yield client
 
 
@@ -153,7 +154,7 @@ def test_paste_by_url_fetches_the_page(make_app, httpserver):
     app = make_app("[fetch]\nallow_private_addresses = true\n")
     html = f"<html><head><title>Renegotiation talks</title></head><body><article><p>{ARTICLE}</p></article></body></html>"
     httpserver.expect_request("/story").respond_with_data(html, content_type="text/html")
-    with TestClient(create_app(app)) as client:
+    with TestClient(create_app(app), base_url=OWN_BASE) as client:
         page = client.post("/", data={"url": httpserver.url_for("/story"), "csrf": csrf_of(client)})
     assert page.status_code == 200 and "Renegotiation talks" in page.text and "Cloud and compute" in page.text
 
@@ -190,7 +191,7 @@ def test_articles_pagination(make_app):
 
     app = make_app("[web]\npage_size = 5\n")
     seed_articles(app.engine, [SeedArticle(f"Story {i:02d}", NOW - timedelta(hours=i), {"cloud": 0.9}) for i in range(12)])
-    with TestClient(create_app(app)) as client:
+    with TestClient(create_app(app), base_url=OWN_BASE) as client:
         first, third = client.get("/articles"), client.get("/articles?page=3&label=cloud")
     assert "Story 00" in first.text and "Story 05" not in first.text and 'rel="next"' in first.text
     assert "Story 10" in third.text and "Story 11" in third.text and 'rel="next"' not in third.text
@@ -396,7 +397,7 @@ def test_body_over_cap_is_413_before_reading_it(make_app):
 
     app = make_app("[web]\nmax_body_bytes = 2048\n")
     big = "word " * 1000
-    with TestClient(create_app(app)) as client:
+    with TestClient(create_app(app), base_url=OWN_BASE) as client:
         token = csrf_of(client)
         assert client.post("/api/classify", json={"text": big}).status_code == 413
         page = client.post("/", data={"text": big, "csrf": token})
@@ -413,7 +414,7 @@ def test_token_guards_every_route(make_app):
     from monitor.web.app import create_app
 
     app = make_app(environ={"TENSION_MONITOR_WEB_TOKEN": "s3cret-token"})
-    with TestClient(create_app(app)) as client:
+    with TestClient(create_app(app), base_url=OWN_BASE) as client:
         assert client.get("/articles").status_code == 401
         assert client.get("/api/articles").status_code == 401
         assert client.get("/articles?token=wrong").status_code == 401
@@ -571,3 +572,105 @@ def test_openapi_documents_the_review_api(client):
     classify_out = spec["components"]["schemas"]["ClassifyOut"]["properties"]
     assert {"needs_review", "review", "uncertainty"} <= set(classify_out)
     assert "needs_review" in {p["name"] for p in spec["paths"]["/api/articles"]["get"]["parameters"]}
+
+# --- Host header allowlist (DNS rebinding) -------------------------------------------------
+
+
+def every_route(web, article_id: int) -> list[tuple[str, str]]:
+    """(method, concrete path) for every route and method the app has, mounts included."""
+    from starlette.routing import Mount
+
+    def flatten(routes, prefix=""):
+        for route in routes:
+            if hasattr(route, "original_router"):  # FastAPI's record of an included router
+                yield from flatten(route.original_router.routes, prefix + route.include_context.prefix)
+            else:
+                yield prefix, route
+
+    calls = []
+    for prefix, route in flatten(web.routes):
+        if isinstance(route, Mount):
+            calls.append(("GET", f"{prefix}{route.path}/style.css"))
+            continue
+        path = re.sub(r"\{article_id(:int)?\}", str(article_id), prefix + route.path)
+        calls.extend((method, path) for method in sorted(route.methods) if method != "HEAD")
+    return calls
+
+
+def test_every_route_refuses_a_foreign_host_before_it_runs_and_answers_its_own(app):
+    from monitor.web.app import create_app
+
+    ids = seed_stories(app)
+    web = create_app(app)
+    calls = every_route(web, ids[0])
+    assert {"/", "/articles", "/api/articles", "/api/classify", f"/api/articles/{ids[0]}/labels",
+            "/openapi.json", "/docs", "/static/style.css", "/feeds", "/digest"} <= {path for _, path in calls}
+    body = {"add": ["talent"], "remove": []}
+    with TestClient(web, base_url="http://evil.example:8080") as evil:
+        for method, path in calls:
+            response = evil.request(method, path, json=body if method == "POST" else None)
+            assert (response.status_code, response.text) == (400, "Invalid host header"), (method, path)
+    assert count(app, schema.corrections) == 0  # the correction route never ran
+    for base in ("http://127.0.0.1:8080", "http://localhost:8080", "http://[::1]:8080", "http://127.0.0.1"):
+        with TestClient(web, base_url=base) as own:
+            for method, path in calls:
+                response = own.request(method, path, json=body if method == "POST" else None)
+                assert response.text != "Invalid host header", (base, method, path)
+            assert own.get("/api/articles").status_code == 200
+
+
+def test_host_header_variants_that_are_not_ours_are_refused(client):
+    for host in ("evil.example", "127.0.0.1.evil.example", "localhost.evil.example:8080", "127.0.0.2", "", "a b"):
+        response = client.get("/api/articles", headers={"Host": host})
+        assert response.status_code == 400, host
+
+
+def test_reverse_proxy_names_from_config_are_answered(make_app):
+    from monitor.web.app import create_app
+
+    app = make_app('[web]\nallowed_hosts = ["monitor.example.org", "*.corp.example"]\n')
+    web = create_app(app)
+    for host, status in (("monitor.example.org", 200), ("news.corp.example:443", 200), ("corp.example.evil", 400),
+                         ("example.org", 400)):
+        with TestClient(web, base_url=f"https://{host}") as proxied:
+            assert proxied.get("/api/articles").status_code == status, host
+
+
+def test_token_mode_on_a_wildcard_bind_still_refuses_foreign_hosts(make_app):
+    from monitor.web.app import create_app
+
+    app = make_app('[web]\nallowed_hosts = ["monitor.lan"]\n', environ={"TENSION_MONITOR_WEB_TOKEN": "s3cret"})
+    web = create_app(app, bound_host="0.0.0.0")
+    auth = {"Authorization": "Bearer s3cret"}
+    with TestClient(web, base_url="http://evil.example:8080") as evil:
+        assert evil.get("/api/articles", headers=auth).status_code == 400  # a valid token does not help
+    with TestClient(web, base_url="http://0.0.0.0:8080") as wildcard:
+        assert wildcard.get("/api/articles", headers=auth).status_code == 400  # 0.0.0.0 is no name
+    with TestClient(web, base_url="http://monitor.lan:8080") as lan:
+        assert lan.get("/api/articles", headers=auth).status_code == 200
+        assert lan.get("/api/articles").status_code == 401
+
+
+def test_a_bound_address_is_answered_as_a_host(make_app):
+    from monitor.web.app import create_app
+
+    app = make_app(environ={"TENSION_MONITOR_WEB_TOKEN": "s3cret"})
+    auth = {"Authorization": "Bearer s3cret"}
+    for bound, base in (("192.0.2.10", "http://192.0.2.10:8080"), ("2001:db8::1", "http://[2001:db8::1]:8080")):
+        with TestClient(create_app(app, bound_host=bound), base_url=base) as direct:
+            assert direct.get("/api/articles", headers=auth).status_code == 200, bound
+
+
+@pytest.mark.parametrize("entry", ["http://monitor.example.org", "monitor.example.org:8443", "a*.example.org", "x/y"])
+def test_allowed_hosts_entries_must_be_host_names(make_settings, entry):
+    from monitor.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"web\.allowed_hosts: .* is not a host name"):
+        make_settings(f'[web]\nallowed_hosts = ["{entry}"]\n')
+
+
+def test_article_ids_beyond_64_bits_are_not_found_not_a_crash(client):
+    huge = "99999999999999999999999"
+    assert client.get(f"/articles/{huge}").status_code == 404
+    response = client.post(f"/api/articles/{huge}/labels", json={"add": ["cloud"], "remove": []})
+    assert response.status_code == 404 and response.json() == {"detail": f"no article with id {huge}"}

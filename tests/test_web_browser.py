@@ -168,3 +168,36 @@ def test_api_docs_render_offline_under_the_strict_policy(server, page):
     # (the image hides itself). Any other error, e.g. a blocked inline script or style, fails.
     logo = "Loading the image 'https://cdn.redoc.ly/redoc/logo-mini.svg' violates"
     assert [error for error in page.errors if not error.startswith(logo)] == []
+
+def test_dns_rebinding_page_cannot_read_or_correct(server):
+    """A page served from evil.example, a name mapped to 127.0.0.1 (what DNS rebinding
+    achieves), runs its script same-origin with the monitor: it must get nothing."""
+    from playwright.sync_api import sync_playwright
+
+    base, engine, ids = server
+    port = base.rsplit(":", 1)[1]
+    fetch_both = """async ([id]) => {
+        const read = await fetch('/api/articles');
+        const write = await fetch(`/api/articles/${id}/labels`, {method: 'POST',
+            headers: {'Content-Type': 'application/json'}, body: JSON.stringify({add: ['talent'], remove: []})});
+        return [read.status, await read.text(), write.status];
+    }"""
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM),
+                                    args=CHROMIUM_ARGS + ["--host-resolver-rules=MAP evil.example 127.0.0.1"])
+        try:
+            page = browser.new_page()
+            landing = page.goto(f"http://evil.example:{port}/")
+            assert landing.status == 400
+            status, body, write_status = page.evaluate(fetch_both, [ids[0]])
+            assert (status, write_status) == (400, 400)
+            assert "Oracle" not in body
+            # The same script from the monitor's own origin reads the store: the test can tell.
+            page.goto(f"http://127.0.0.1:{port}/static/style.css")
+            own_status, own_body, _ = page.evaluate("async () => { const r = await fetch('/api/articles');"
+                                                     " return [r.status, await r.text(), 0]; }")
+            assert own_status == 200 and "OpenAI adds Oracle capacity for Stargate" in own_body
+        finally:
+            browser.close()
+    with engine.connect() as conn:
+        assert conn.execute(select(schema.corrections.c.id)).all() == []

@@ -9,6 +9,7 @@ import click
 
 from monitor.cli import pass_ctx
 from monitor.errors import InputError
+from monitor.textio import write_problem
 
 
 def register(cli: click.Group) -> None:
@@ -35,7 +36,10 @@ def digest_command(ctx, preview: Path | None, send: bool, force: bool, since: st
     from monitor import digest
 
     if preview:
-        built, path = digest.preview_digest(ctx.app, preview, now, **window)
+        try:
+            built, path = digest.preview_digest(ctx.app, preview, now, **window)
+        except OSError as exc:  # no permission, a file where a folder should be, a full disk
+            raise InputError(f"digest --preview {preview}: cannot write: {write_problem(exc, preview)}") from None
         click.echo(f"wrote {path}: {_summary(built)}")
         return
     built, outcome = digest.send_digest_now(ctx.app, now, force=force, **window)

@@ -14,7 +14,8 @@ import click
 
 from monitor.cli import pass_ctx
 from monitor.errors import FetchError, InputError
-from monitor.textio import decode_text, read_file_bytes, read_json_objects
+from monitor.records import MAX_ID
+from monitor.textio import decode_text, read_file_bytes, read_json_objects, write_problem
 
 JSONL_CHUNK = 256  # rows per tag_texts call in `classify --jsonl`
 
@@ -250,6 +251,8 @@ def label(ctx, article_id: int, add: tuple[str, ...], remove: tuple[str, ...], a
 
     from monitor.storage.tags import apply_correction
 
+    if not 1 <= article_id <= MAX_ID:
+        raise InputError(f"no article with id {article_id}")
     app = ctx.app
     who = author or _user(getpass)
     effective = apply_correction(app.engine, article_id, list(add), list(remove), who, app.taxonomy)
@@ -303,14 +306,24 @@ def export(ctx, fmt: str, since: str | None, output: Path | None) -> None:
     from monitor.storage.tags import export_articles
 
     rows = export_articles(ctx.app.engine, _parse_since(since))
+    try:
+        count = _write_export(output, fmt, rows, ctx.app.taxonomy.ids)
+    except OSError as exc:  # a missing folder, a full disk (/dev/full), no permission
+        where, problem = (output, write_problem(exc, output)) if output else ("standard output", exc.strerror or str(exc))
+        raise InputError(f"export: cannot write to {where}: {problem}") from None
+    if output:
+        click.echo(f"wrote {count} articles to {output}", err=True)
+
+
+def _write_export(output: Path | None, fmt: str, rows, label_ids: list[str]) -> int:
     handle = output.open("w", encoding="utf-8", newline="") if output else sys.stdout
     try:
-        count = _write_jsonl(handle, rows) if fmt == "jsonl" else _write_csv(handle, rows, ctx.app.taxonomy.ids)
+        count = _write_jsonl(handle, rows) if fmt == "jsonl" else _write_csv(handle, rows, label_ids)
+        handle.flush()  # a full disk shows up here or at close, not at write
     finally:
         if output:
             handle.close()
-    if output:
-        click.echo(f"wrote {count} articles to {output}", err=True)
+    return count
 
 
 def _parse_since(value: str | None) -> datetime | None:

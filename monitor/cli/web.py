@@ -45,9 +45,11 @@ def check_bind(host: str, has_token: bool, token_env: str) -> None:
 def run_server(app, host: str, port: int) -> None:
     import uvicorn
 
-    from monitor.web.app import create_app
+    from monitor.web.app import allowed_hosts, create_app
 
     click.echo("loading the model...", err=True)
     app.engine, app.nlp, app.classifier  # noqa: B018 - load once now, not on the first request
-    click.echo(f"serving on http://{host}:{port}/ (Ctrl-C to stop)", err=True)
-    uvicorn.run(create_app(app), host=host, port=port, log_level="info", server_header=False, proxy_headers=False)
+    web = create_app(app, bound_host=host)
+    click.echo(f"serving on http://{host}:{port}/ (Ctrl-C to stop); Host names answered: "
+               f"{', '.join(allowed_hosts(app.settings.web, host))} (more in web.allowed_hosts)", err=True)
+    uvicorn.run(web, host=host, port=port, log_level="info", server_header=False, proxy_headers=False)

@@ -17,7 +17,7 @@ from datetime import date, datetime, timedelta, timezone
 
 from sqlalchemy import Engine, and_, distinct, exists, func, select
 
-from monitor.records import Entity, StoredArticle
+from monitor.records import MAX_ID, Entity, StoredArticle
 from monitor.storage import schema
 from monitor.storage.tags import review_label_ids
 
@@ -195,11 +195,15 @@ def _also_in(conn, clusters: dict[int, tuple[int | None, str | None]]) -> dict[i
 
 
 def article_exists(engine: Engine, article_id: int) -> bool:
+    if not 1 <= article_id <= MAX_ID:
+        return False
     with engine.connect() as conn:
         return conn.execute(select(A.c.id).where(A.c.id == article_id)).first() is not None
 
 
 def get_article(engine: Engine, article_id: int) -> ArticleDetail | None:
+    if not 1 <= article_id <= MAX_ID:
+        return None
     with engine.connect() as conn:
         row = conn.execute(
             select(A, schema.feeds.c.name.label("feed_name"))

@@ -9,6 +9,7 @@ from sqlalchemy import Engine, create_engine, event, inspect
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from monitor.errors import StorageError
+from monitor.textio import write_problem
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -16,10 +17,10 @@ if TYPE_CHECKING:
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
 
-def make_engine(url: str, echo: bool = False) -> Engine:
+def make_engine(url: str, echo: bool = False, sqlite_pragmas: bool = True) -> Engine:
     """An engine with SQLite made safe for a daemon and a web page at once."""
     if url.startswith("sqlite:///") and ":memory:" not in url:
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        _make_folder(url, Path(url.removeprefix("sqlite:///")).parent)
     try:
         engine = create_engine(url, echo=echo, pool_pre_ping=True, future=True)
     except (SQLAlchemyError, ImportError, ValueError) as exc:
@@ -27,9 +28,16 @@ def make_engine(url: str, echo: bool = False) -> Engine:
 
         shown = mask_url_password(url)  # the message may quote the URL: never its password
         raise StorageError(f"storage.url {shown!r}: {str(exc).replace(url, shown)}") from None
-    if engine.dialect.name == "sqlite":
+    if engine.dialect.name == "sqlite" and sqlite_pragmas:
         event.listen(engine, "connect", _sqlite_pragmas)
     return engine
+
+
+def _make_folder(url: str, folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StorageError(f"storage.url {url!r}: cannot create the folder {folder}: {write_problem(exc, folder / 'x')}") from None
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: object) -> None:
@@ -53,13 +61,37 @@ def _alembic_config(engine: Engine) -> Config:
 
 
 def migrate(engine: Engine) -> None:
-    """Apply every pending migration (called on start by every command that stores)."""
+    """Apply every pending migration (called on start by every command that stores,
+    after open_store checked that the database is ours)."""
     from alembic import command
 
     try:
         command.upgrade(_alembic_config(engine), "head")
     except OperationalError as exc:
         raise StorageError(f"{_safe_url(engine)}: cannot migrate: {exc.orig}") from None
+
+
+def check_schema_is_ours(engine: Engine) -> None:
+    """StorageError for a database with tables but no Alembic version table (another
+    program's), or at a revision this version does not know (a newer release's, or
+    another Alembic project's). An empty database is ours to create."""
+    tables = table_names(engine)
+    if not tables:
+        return
+    if "alembic_version" not in tables:
+        shown = ", ".join(sorted(tables)[:3]) + (", ..." if len(tables) > 3 else "")
+        raise StorageError(f"{_safe_url(engine)}: not a Tension Monitor database (it has tables {shown} and no "
+                           "alembic_version); nothing was changed in it. Point storage.url at a new or empty database")
+    revision = current_revision(engine)
+    if revision is not None and revision not in known_revisions(engine):
+        raise StorageError(f"{_safe_url(engine)}: schema revision {revision!r} is unknown to this version of Tension "
+                           "Monitor (written by a newer version or another program); nothing was changed in it")
+
+
+def known_revisions(engine: Engine) -> set[str]:
+    from alembic.script import ScriptDirectory
+
+    return {script.revision for script in ScriptDirectory.from_config(_alembic_config(engine)).walk_revisions()}
 
 
 def current_revision(engine: Engine) -> str | None:
@@ -79,16 +111,28 @@ def head_revision(engine: Engine) -> str:
 
 
 def open_store(url: str, echo: bool = False) -> Engine:
-    """make_engine + migrate, with one clear line when the database is unreachable."""
-    engine = make_engine(url, echo=echo)
+    """make_engine + migrate, with one clear line when the database is unreachable or is
+    not ours. The check runs on a plain connection first: not even SQLite's journal mode
+    is changed in a database that is refused."""
+    probe = make_engine(url, sqlite_pragmas=False)
     try:
-        with engine.connect():
-            pass
+        _connect_check(probe)
+        check_schema_is_ours(probe)
+    finally:
+        probe.dispose()
+    engine = make_engine(url, echo=echo)
+    _connect_check(engine)
+    migrate(engine)
+    return engine
+
+
+def _connect_check(engine: Engine) -> None:
+    try:
+        with engine.connect() as connection:
+            inspect(connection).get_table_names()  # SQLite reads the file only now
     except SQLAlchemyError as exc:
         reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
         raise StorageError(f"{_safe_url(engine)}: cannot connect: {reason}") from None
-    migrate(engine)
-    return engine
 
 
 def table_names(engine: Engine) -> set[str]:

@@ -200,9 +200,10 @@ def failure_state(row, result: FetchResult, error: str, now: datetime, fetch: Fe
     delay = next_backoff(error_count, fetch, rng)
     if result.retry_after_seconds:
         # The server said when to come back; never sooner, but still capped at the
-        # backoff maximum so a silly Retry-After cannot park a feed for a year.
-        cap = timedelta(minutes=fetch.backoff_max_minutes)
-        delay = max(delay, min(timedelta(seconds=result.retry_after_seconds), cap))
+        # backoff maximum so a silly Retry-After cannot park a feed for a year. The cap
+        # is applied to the float first: timedelta(seconds=1e17) itself overflows.
+        cap_seconds = fetch.backoff_max_minutes * 60
+        delay = max(delay, timedelta(seconds=min(max(result.retry_after_seconds, 0.0), cap_seconds)))
     values = {
         "last_poll_at": now,
         "last_status": result.status,

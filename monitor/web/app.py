@@ -17,8 +17,10 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from monitor.app import App
+from monitor.settings import WebSettings
 from monitor.web import api, docs, pages, service
 from monitor.web.security import BodyLimitMiddleware, Csrf, SecurityHeadersMiddleware, TokenAuthMiddleware
 from monitor.web.similar import SimilarIndex
@@ -32,7 +34,10 @@ Request bodies over `web.max_body_bytes` get 413. With `web.token` set, send
 """
 
 
-def create_app(app: App) -> FastAPI:
+def create_app(app: App, bound_host: str | None = None) -> FastAPI:
+    """The FastAPI app. `bound_host` is the address `serve` binds (default web.host):
+    together with the loopback names and web.allowed_hosts it is all the Host headers
+    the app answers to."""
     # /docs and /redoc are ours (web/docs.py): local assets, no inline script.
     web = FastAPI(title="Tension Monitor", version="0.1.0", description=API_DESCRIPTION, docs_url=None, redoc_url=None)
     web.state.monitor = app
@@ -52,8 +57,27 @@ def create_app(app: App) -> FastAPI:
     web.add_middleware(BodyLimitMiddleware, max_bytes=app.settings.web.max_body_bytes)
     if app.settings.web.token:
         web.add_middleware(TokenAuthMiddleware, token=app.settings.web.token.get_secret_value())
+    # Before anything else runs: a page on another name that resolves here (DNS
+    # rebinding) sends its own name as Host, and gets 400 from every route.
+    web.add_middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts(app.settings.web, bound_host), www_redirect=False)
     web.add_middleware(SecurityHeadersMiddleware)
     return web
+
+
+LOOPBACK_NAMES = ("localhost", "127.0.0.1", "[::1]")
+WILDCARD_ADDRESSES = ("0.0.0.0", "::", "[::]", "")
+
+
+def allowed_hosts(web: WebSettings, bound_host: str | None) -> list[str]:
+    """Host names (any port) the app answers to: loopback, the bound address, the config's.
+    A wildcard bind (0.0.0.0) is no name: clients' names go in web.allowed_hosts."""
+    bound = (bound_host or web.host).lower()
+    if ":" in bound and not bound.startswith("["):
+        bound = f"[{bound}]"  # an IPv6 address appears bracketed in a Host header
+    names = [*LOOPBACK_NAMES, *web.allowed_hosts]
+    if bound not in WILDCARD_ADDRESSES:
+        names.append(bound)
+    return list(dict.fromkeys(names))
 
 
 def _template_env() -> jinja2.Environment:
