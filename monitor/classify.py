@@ -411,9 +411,10 @@ def load_classifier(artefact: Path, card_path: Path, taxonomy, encoder_dir: Path
     card = _read_card(card_path)
     check_card(card, taxonomy, card_path)
     calibration = card.get("calibration", {})
+    pipeline = load_compiled(artefact) or _load_skops(artefact)
     head, encoder = _load_head(artefact, card, encoder_dir)
     return Classifier(
-        pipeline=load_compiled(artefact) or _load_skops(artefact),
+        pipeline=pipeline,
         label_ids=list(card["label_ids"]),
         thresholds={k: float(v) for k, v in card["thresholds"].items()},
         model_version=card["model_version"],

@@ -193,6 +193,9 @@ def test_empty_batch(nlp, classifier):
 
 
 def _copy_artefacts(tmp_path: Path) -> tuple[Path, Path]:
+    from monitor.classify import HEAD_NAME
+
+    shutil.copy(ARTEFACTS / HEAD_NAME, tmp_path / HEAD_NAME)
     shutil.copy(ARTEFACTS / ARTEFACT_NAME, tmp_path / ARTEFACT_NAME)
     shutil.copy(ARTEFACTS / CARD_NAME, tmp_path / CARD_NAME)
     return tmp_path / ARTEFACT_NAME, tmp_path / CARD_NAME

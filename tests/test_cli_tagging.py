@@ -77,7 +77,8 @@ def test_classify_file_prints_labels_evidence_and_entities(run, config, tmp_path
     article.write_text(CLOUD_TEXT, encoding="utf-8")
     code, out, _ = run("--config", config(), "classify", str(article), "--title", "OpenAI signs compute deal with Oracle")
     assert code == 0
-    assert out.startswith("relevant")
+    title, verdict = out.splitlines()[:2]
+    assert title == "OpenAI signs compute deal with Oracle" and verdict.startswith("relevant")
     assert "cloud" in out and "Friction points" in out
     assert "“" in out  # an evidence sentence is quoted
     assert "OpenAI (ORG, openai)" in out and "Oracle (ORG, oracle)" in out

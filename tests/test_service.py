@@ -38,7 +38,7 @@ def api(config_path):
     from monitor.web.app import create_app
 
     app = App(load_settings(config_path, {}))
-    with TestClient(create_app(app)) as client:
+    with TestClient(create_app(app), base_url="http://127.0.0.1") as client:
         yield client
     app.close()
 
