@@ -281,23 +281,24 @@ def _full_text(app, source: FeedSource, article: ArticleRecord) -> ArticleRecord
 
 
 def tag_untagged(app, stop_event: threading.Event | None = None, batch_size: int = TAG_BATCH) -> tuple[int, str | None]:
-    """Tag every untagged article in batches, committing each batch. Returns (tagged,
-    error); an error (e.g. no usable model) leaves articles for the next cycle."""
+    """Tag every untagged article in batches, one transaction per batch: claim the
+    batch (other processes skip claimed rows on PostgreSQL), tag it, save it, commit.
+    Returns (tagged, error); an error (e.g. no usable model) leaves articles for the
+    next cycle."""
     from monitor import classify
     from monitor.storage import tags
 
-    tagged, attempted = 0, set()
+    tagged, last_id = 0, 0
     try:
         while not (stop_event and stop_event.is_set()):
-            with app.engine.connect() as conn:
-                batch = [row for row in tags.untagged_articles(conn, batch_size) if row.id not in attempted]
-            if not batch:
-                break
-            attempted.update(row.id for row in batch)  # never loop on articles that stay untagged
-            results = classify.tag_texts(app.nlp, app.classifier, [(row.title, row.text) for row in batch])
             with app.engine.begin() as conn:
-                for row, result in zip(batch, results):
-                    tags.save_tags(conn, row.id, result, row.published_at)
+                batch = tags.claim_untagged(conn, batch_size, after_id=last_id)
+                if not batch:
+                    break
+                last_id = batch[-1].id  # never loop on articles that stay untagged
+                results = classify.tag_texts(app.nlp, app.classifier, [(row.title, row.text) for row in batch])
+                tags.save_tags_batch(conn, [tags.Tagged(row.id, result, row.published_at)
+                                            for row, result in zip(batch, results)])
             tagged += len(batch)
     except MonitorError as exc:
         log.error("tagging stopped: %s (untagged articles are tagged next cycle)", exc)
