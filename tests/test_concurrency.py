@@ -12,14 +12,33 @@ from sqlalchemy import func, select
 from werkzeug import Response
 
 from monitor.storage import schema
+from monitor.records import Entity, TagResult
 from monitor.storage.engine import open_store
+from monitor.storage.tags import Tagged, claim_untagged, save_tags_batch
 from monitor.taxonomy import LABEL_IDS
 from tests.conftest import REPO
 from tests.factories import FeedItem, rss_feed
+from tests.factories import SeedArticle, seed_articles
 from tests.test_scheduler import Daemon, daemon_config
 
 WORDS = ("microsoft openai azure exclusivity compute contract revenue share agi clause board investors "
          "regulators antitrust cloud capacity datacenter chips licensing talent nonprofit restructuring").split()
+PUBLISHED = datetime(2026, 11, 20, tzinfo=timezone.utc)
+
+
+def a_tagging(model_version: str = "m2") -> TagResult:
+    scores = {label: 0.9 if label == LABEL_IDS[0] else 0.1 for label in LABEL_IDS}
+    return TagResult(scores=scores, labels=[LABEL_IDS[0]], friction_points=[], scenarios=[],
+                     entities=[Entity("OpenAI", "ORG", "openai")], evidence={},
+                     thresholds={label: 0.5 for label in LABEL_IDS}, model_version=model_version)
+
+
+def assert_tagged_once(conn, article_id: int) -> None:
+    def rows(table) -> int:
+        return conn.execute(select(func.count()).where(table.c.article_id == article_id)).scalar_one()
+
+    assert rows(schema.article_scores) == len(LABEL_IDS)
+    assert rows(schema.entities) == 1 and rows(schema.article_labels) == 1
 
 
 class GrowingFeed:
@@ -100,28 +119,69 @@ def test_daemon_and_run_once_on_postgres_never_crash_or_duplicate(tmp_path, http
 def test_saving_the_same_tagging_twice_replaces_it(backend, request):
     """Tagging writes are idempotent: a second save of one article (a retry after a crash,
     a second writer) replaces the first, it is never a duplicate-key error."""
-    from monitor.records import Entity, TagResult
-    from monitor.storage.tags import Tagged, save_tags_batch
-    from tests.factories import SeedArticle, seed_articles
-
     url = request.getfixturevalue("sqlite_url" if backend == "sqlite" else "pg_url")
     engine = open_store(url)
     try:
-        published = datetime(2026, 11, 20, tzinfo=timezone.utc)
-        [article_id] = seed_articles(engine, [SeedArticle("A story", published)])
-        scores = {label: 0.9 if label == LABEL_IDS[0] else 0.1 for label in LABEL_IDS}
-        tag = TagResult(scores=scores, labels=[LABEL_IDS[0]], friction_points=[], scenarios=[],
-                        entities=[Entity("OpenAI", "ORG", "openai")], evidence={},
-                        thresholds={label: 0.5 for label in LABEL_IDS}, model_version="m2")
+        [article_id] = seed_articles(engine, [SeedArticle("A story", PUBLISHED)])
+        tag, published = a_tagging(), PUBLISHED
         for _ in range(2):
             with engine.begin() as conn:
                 saved = save_tags_batch(conn, [Tagged(article_id, tag, published)])
         assert saved == {article_id: [LABEL_IDS[0]]}
         with engine.connect() as conn:
-            assert conn.execute(select(func.count()).where(schema.article_scores.c.article_id == article_id)).scalar_one() == len(LABEL_IDS)
-            assert conn.execute(select(func.count()).where(schema.entities.c.article_id == article_id)).scalar_one() == 1
+            assert_tagged_once(conn, article_id)
             row = conn.execute(select(schema.articles.c.model_version, schema.articles.c.relevant,
                                       schema.articles.c.tagged_at).where(schema.articles.c.id == article_id)).one()
             assert row.model_version == "m2" and row.relevant is True and row.tagged_at is not None
+    finally:
+        engine.dispose()
+
+
+def test_two_writers_tagging_one_article_at_once_do_not_collide(pg_url):
+    """The daemon-beside-run-once crash, made deterministic: a second transaction saves
+    tags for an article the first has tagged but not committed yet. It waits for the
+    first, then replaces its rows: no duplicate-key error, one set of rows."""
+    engine = open_store(pg_url)
+    try:
+        [article_id] = seed_articles(engine, [SeedArticle("A story", PUBLISHED)])
+        errors: list[BaseException] = []
+
+        def second_writer():
+            try:
+                with engine.begin() as conn:
+                    save_tags_batch(conn, [Tagged(article_id, a_tagging("second"), PUBLISHED)])
+            except BaseException as exc:  # noqa: BLE001 - the test reports it
+                errors.append(exc)
+
+        with engine.begin() as conn:
+            save_tags_batch(conn, [Tagged(article_id, a_tagging("first"), PUBLISHED)])
+            other = threading.Thread(target=second_writer)
+            other.start()
+            other.join(1.0)
+            assert other.is_alive()  # it waits on our row lock rather than racing us
+        other.join(30)
+        assert errors == []
+        with engine.connect() as conn:
+            assert_tagged_once(conn, article_id)
+            version = conn.execute(select(schema.articles.c.model_version).where(schema.articles.c.id == article_id))
+            assert version.scalar_one() == "second"
+    finally:
+        engine.dispose()
+
+
+def test_claimed_untagged_articles_are_skipped_by_a_second_claimer(pg_url):
+    """`run --once` beside the daemon shares the backlog: rows one process claimed for
+    tagging are not handed to the other until its transaction ends."""
+    engine = open_store(pg_url)
+    try:
+        ids = seed_articles(engine, [SeedArticle(f"Story {n}", PUBLISHED) for n in range(5)])
+        with engine.begin() as conn:
+            conn.execute(schema.articles.update().values(tagged_at=None))
+        with engine.begin() as first, engine.begin() as second:
+            mine = [row.id for row in claim_untagged(first, 3)]
+            theirs = [row.id for row in claim_untagged(second, 10)]
+            assert mine == ids[:3] and theirs == ids[3:]
+        with engine.begin() as conn:  # the first claimer ended without tagging: all free again
+            assert [row.id for row in claim_untagged(conn, 10)] == ids
     finally:
         engine.dispose()

@@ -247,16 +247,7 @@ def write_state(conn, feed_id: int, values: dict) -> None:
 
 def feed_statuses(engine: Engine) -> list[FeedStatus]:
     """Every feed's health, active ones first, then by name."""
-    counts = (
-        select(schema.article_feeds.c.feed_id, func.count().label("n"))
-        .group_by(schema.article_feeds.c.feed_id)
-        .subquery()
-    )
-    query = (
-        select(feeds, func.coalesce(counts.c.n, 0).label("article_count"))
-        .outerjoin(counts, counts.c.feed_id == feeds.c.id)
-        .order_by(feeds.c.active.desc(), feeds.c.name)
-    )
+    query = select(feeds).order_by(feeds.c.active.desc(), feeds.c.name)
     with engine.connect() as conn:
         return [_status(row) for row in conn.execute(query)]
 
@@ -281,12 +272,9 @@ def _status(row) -> FeedStatus:
 
 def totals(engine: Engine) -> dict:
     """Store-wide counts for `status`, plus the latest digest row when there is one."""
-    articles = schema.articles
     with engine.connect() as conn:
         result = {
-            "articles": conn.execute(select(func.count()).select_from(articles)).scalar_one(),
-            "stories": conn.execute(select(func.count(func.distinct(articles.c.cluster_id)))).scalar_one(),
-            "untagged": conn.execute(select(func.count()).where(articles.c.tagged_at.is_(None))).scalar_one(),
+            **store_counts(conn),
             "feeds": conn.execute(select(func.count()).select_from(feeds)).scalar_one(),
             "active_feeds": conn.execute(select(func.count()).where(feeds.c.active.is_(True))).scalar_one(),
             "failing_feeds": conn.execute(
@@ -295,6 +283,13 @@ def totals(engine: Engine) -> dict:
         }
         result["last_digest"] = _last_digest(conn)
     return result
+
+
+def store_counts(conn) -> dict[str, int]:
+    """{"articles", "stories", "untagged"}: the trigger-kept totals (schema.store_counts)."""
+    counts = schema.store_counts
+    rows = conn.execute(select(counts.c.name, func.sum(counts.c.value)).group_by(counts.c.name))
+    return {"articles": 0, "stories": 0, "untagged": 0} | {name: int(value) for name, value in rows}
 
 
 def _last_digest(conn) -> dict | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Column,
     DateTime,
@@ -82,6 +83,8 @@ feeds = Table(
     Column("last_new_items", Integer, nullable=False, default=0),
     Column("last_duration_ms", Integer),
     Column("created_at", UTC_DATETIME, nullable=False),
+    # Articles linked to this feed, kept by a trigger on article_feeds (migration 0005).
+    Column("article_count", Integer, nullable=False, server_default="0"),
 )
 
 articles = Table(
@@ -194,6 +197,18 @@ digests = Table(
     Column("sent_at", UTC_DATETIME),
     Column("last_attempt_at", UTC_DATETIME),  # when an SMTP try last began (paces retries of a failed window)
     Index("ix_digests_status_window_end", "status", "window_end"),
+)
+
+# Store-wide totals (articles, stories, untagged) kept by triggers on `articles` in the
+# writer's own transaction (migration 0005), so `status` reads a few rows at any size.
+# On PostgreSQL each counter has several shard rows, one per group of connections, so
+# concurrent writers do not queue on one row; the total is the sum.
+store_counts = Table(
+    "store_counts",
+    metadata,
+    Column("name", String(32), primary_key=True),
+    Column("shard", Integer, primary_key=True),
+    Column("value", BigInteger, nullable=False),
 )
 
 # One row per lock name; a daemon holds it while its heartbeat is fresh.
