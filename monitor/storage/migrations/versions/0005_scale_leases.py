@@ -42,50 +42,56 @@ _SQLITE_TRIGGERS = {
     END""",
 }
 
-# PostgreSQL: the same rules in one function per table. Each backend adds to its own
-# shard row (pg_backend_pid() % SHARDS), so concurrent writers rarely wait on one
-# counter row until the other commits; readers sum the shards.
-_PG_FUNCTIONS = f"""
-CREATE FUNCTION tm_count_articles() RETURNS trigger LANGUAGE plpgsql AS $$
-DECLARE
-    d_articles int := 0; d_untagged int := 0; d_stories int := 0;
-    my_shard int := mod(pg_backend_pid(), {SHARDS});
+# PostgreSQL: the same rules as statement-level triggers over transition tables: one
+# counter UPDATE per statement (a COPY or a multi-row INSERT of a whole batch costs one),
+# where row triggers would rewrite the same counter row once per article. Each backend
+# adds to its own shard row (pg_backend_pid() mod SHARDS), so concurrent writers rarely
+# wait on one counter row until the other commits; readers sum the shards.
+def _pg_count_articles(name: str, sources: tuple[tuple[str, int], ...]) -> str:
+    deltas = " UNION ALL ".join(
+        f"SELECT {sign} * count(*) AS articles, {sign} * count(*) FILTER (WHERE tagged_at IS NULL) AS untagged, "
+        f"{sign} * count(*) FILTER (WHERE cluster_id = id) AS stories FROM {table}"
+        for table, sign in sources)
+    return f"""CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    IF TG_OP IN ('INSERT', 'UPDATE') THEN
-        d_articles := d_articles + 1;
-        d_untagged := d_untagged + (NEW.tagged_at IS NULL)::int;
-        d_stories := d_stories + coalesce(NEW.cluster_id = NEW.id, false)::int;
-    END IF;
-    IF TG_OP IN ('DELETE', 'UPDATE') THEN
-        d_articles := d_articles - 1;
-        d_untagged := d_untagged - (OLD.tagged_at IS NULL)::int;
-        d_stories := d_stories - coalesce(OLD.cluster_id = OLD.id, false)::int;
-    END IF;
-    IF d_articles <> 0 OR d_untagged <> 0 OR d_stories <> 0 THEN
-        UPDATE store_counts SET value = value + CASE name WHEN 'articles' THEN d_articles
-            WHEN 'untagged' THEN d_untagged ELSE d_stories END
-        WHERE shard = my_shard AND name IN ('articles', 'untagged', 'stories');
-    END IF;
+    UPDATE store_counts SET value = value + CASE store_counts.name WHEN 'articles' THEN d.articles
+        WHEN 'untagged' THEN d.untagged ELSE d.stories END
+    FROM (SELECT sum(articles) AS articles, sum(untagged) AS untagged, sum(stories) AS stories
+          FROM ({deltas}) AS parts) AS d
+    WHERE store_counts.shard = mod(pg_backend_pid(), {SHARDS})
+      AND (d.articles <> 0 OR d.untagged <> 0 OR d.stories <> 0);
     RETURN NULL;
-END $$;
-CREATE FUNCTION tm_count_feed_articles() RETURNS trigger LANGUAGE plpgsql AS $$
+END $$;"""
+
+
+def _pg_count_feed_articles(name: str, table: str, sign: int) -> str:
+    return f"""CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    IF TG_OP = 'INSERT' THEN
-        UPDATE feeds SET article_count = article_count + 1 WHERE id = NEW.feed_id;
-    ELSE
-        UPDATE feeds SET article_count = article_count - 1 WHERE id = OLD.feed_id;
-    END IF;
+    UPDATE feeds SET article_count = article_count + {sign} * d.n
+    FROM (SELECT feed_id, count(*) AS n FROM {table} GROUP BY feed_id) AS d WHERE feeds.id = d.feed_id;
     RETURN NULL;
-END $$;
-CREATE TRIGGER tm_articles_counted AFTER INSERT OR DELETE ON articles
-    FOR EACH ROW EXECUTE FUNCTION tm_count_articles();
-CREATE TRIGGER tm_articles_counted_update AFTER UPDATE OF tagged_at, cluster_id ON articles
-    FOR EACH ROW WHEN ((OLD.tagged_at IS NULL) <> (NEW.tagged_at IS NULL)
-                       OR OLD.cluster_id IS DISTINCT FROM NEW.cluster_id)
-    EXECUTE FUNCTION tm_count_articles();
-CREATE TRIGGER tm_feed_articles_counted AFTER INSERT OR DELETE ON article_feeds
-    FOR EACH ROW EXECUTE FUNCTION tm_count_feed_articles();
-"""
+END $$;"""
+
+
+_PG_TRIGGERS = {  # trigger name: (function definition, table, event, transition tables)
+    "tm_articles_inserted": (_pg_count_articles("tm_articles_inserted", (("new_rows", 1),)),
+                             "articles", "INSERT", "NEW TABLE AS new_rows"),
+    "tm_articles_deleted": (_pg_count_articles("tm_articles_deleted", (("old_rows", -1),)),
+                            "articles", "DELETE", "OLD TABLE AS old_rows"),
+    "tm_articles_updated": (_pg_count_articles("tm_articles_updated", (("new_rows", 1), ("old_rows", -1))),
+                            "articles", "UPDATE", "OLD TABLE AS old_rows NEW TABLE AS new_rows"),
+    "tm_feed_articles_inserted": (_pg_count_feed_articles("tm_feed_articles_inserted", "new_rows", 1),
+                                  "article_feeds", "INSERT", "NEW TABLE AS new_rows"),
+    "tm_feed_articles_deleted": (_pg_count_feed_articles("tm_feed_articles_deleted", "old_rows", -1),
+                                 "article_feeds", "DELETE", "OLD TABLE AS old_rows"),
+}
+
+
+def _create_pg_triggers() -> None:
+    for name, (function, table, event, transitions) in _PG_TRIGGERS.items():
+        op.execute(function)
+        op.execute(f"CREATE TRIGGER {name} AFTER {event} ON {table} REFERENCING {transitions} "
+                   f"FOR EACH STATEMENT EXECUTE FUNCTION {name}()")
 
 
 def upgrade() -> None:
@@ -118,7 +124,7 @@ def _add_counters() -> None:
     if op.get_bind().dialect.name == "postgresql":
         shards = ", ".join(f"('{name}', {shard}, 0)" for name in COUNTERS for shard in range(1, SHARDS))
         op.execute(f"INSERT INTO store_counts (name, shard, value) VALUES {shards}")
-        op.execute(_PG_FUNCTIONS)
+        _create_pg_triggers()
     else:
         for name, body in _SQLITE_TRIGGERS.items():
             op.execute(f"CREATE TRIGGER {name} {body}")
@@ -126,11 +132,9 @@ def _add_counters() -> None:
 
 def downgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
-        op.execute("DROP TRIGGER tm_feed_articles_counted ON article_feeds")
-        op.execute("DROP TRIGGER tm_articles_counted_update ON articles")
-        op.execute("DROP TRIGGER tm_articles_counted ON articles")
-        op.execute("DROP FUNCTION tm_count_feed_articles()")
-        op.execute("DROP FUNCTION tm_count_articles()")
+        for name, (_function, table, _event, _transitions) in _PG_TRIGGERS.items():
+            op.execute(f"DROP TRIGGER {name} ON {table}")
+            op.execute(f"DROP FUNCTION {name}()")
     else:
         for name in _SQLITE_TRIGGERS:
             op.execute(f"DROP TRIGGER {name}")
