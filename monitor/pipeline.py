@@ -17,6 +17,7 @@ import os
 import signal
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
@@ -76,8 +77,10 @@ def run_cycle(
     tag: bool = True,
     progress: Progress | None = None,
     stop_event: threading.Event | None = None,
+    tagger=None,
 ) -> CycleReport:
-    """Poll due feeds (all active feeds when not only_due), store, then tag."""
+    """Poll due feeds (all active feeds when not only_due), store, then tag (in
+    `tagger`'s processes when given: a tagpool.Tagger)."""
     settings, engine = app.settings, app.engine
     stop_event = stop_event or threading.Event()
     feed_store.sync_config_feeds(engine, settings.feeds, now)
@@ -86,7 +89,7 @@ def run_cycle(
     report = CycleReport(due=len(sources))
     poll_feeds(app, sources, now, report, progress, stop_event)
     if tag and not stop_event.is_set():
-        report.tagged, report.tag_error = tag_untagged(app, stop_event)
+        report.tagged, report.tag_error = tag_untagged(app, stop_event, tagger=tagger)
     return report
 
 
@@ -280,27 +283,72 @@ def _full_text(app, source: FeedSource, article: ArticleRecord) -> ArticleRecord
 # --- tagging -------------------------------------------------------------------
 
 
-def tag_untagged(app, stop_event: threading.Event | None = None, batch_size: int = TAG_BATCH) -> tuple[int, str | None]:
+def tag_untagged(app, stop_event: threading.Event | None = None, batch_size: int = TAG_BATCH,
+                 tagger=None) -> tuple[int, str | None]:
     """Tag every untagged article in batches, one transaction per batch: claim the
-    batch (other processes skip claimed rows on PostgreSQL), tag it, save it, commit.
-    Returns (tagged, error); an error (e.g. no usable model) leaves articles for the
-    next cycle."""
-    from monitor import classify
-    from monitor.storage import tags
+    batch (other processes skip claimed rows on PostgreSQL), tag it (in `tagger`'s
+    processes, several batches in flight), save it, commit. Returns (tagged, error); an
+    error (e.g. no usable model) leaves articles for the next cycle."""
+    from monitor.tagpool import Tagger
 
+    tagger = tagger or Tagger(app, 1)
+    in_flight: deque[_ClaimedBatch] = deque()
     tagged, last_id = 0, 0
     try:
-        while not (stop_event and stop_event.is_set()):
-            with app.engine.begin() as conn:
-                batch = tags.claim_untagged(conn, batch_size, after_id=last_id)
-                if not batch:
+        while True:
+            while len(in_flight) < tagger.window and not (stop_event and stop_event.is_set()):
+                claimed = _ClaimedBatch.claim(app.engine, batch_size, last_id, tagger)
+                if claimed is None:
                     break
-                last_id = batch[-1].id  # never loop on articles that stay untagged
-                results = classify.tag_texts(app.nlp, app.classifier, [(row.title, row.text) for row in batch])
-                tags.save_tags_batch(conn, [tags.Tagged(row.id, result, row.published_at)
-                                            for row, result in zip(batch, results)])
-            tagged += len(batch)
+                last_id = claimed.batch[-1].id  # never loop on articles that stay untagged
+                in_flight.append(claimed)
+            if not in_flight:
+                break
+            tagged += in_flight.popleft().save()
     except MonitorError as exc:
         log.error("tagging stopped: %s (untagged articles are tagged next cycle)", exc)
         return tagged, str(exc)
+    finally:
+        for claimed in in_flight:  # an error or a stop: release the claims unsaved
+            claimed.release()
     return tagged, None
+
+
+class _ClaimedBatch:
+    """Untagged articles claimed in an open transaction (their row locks are the claim),
+    being tagged; saved and committed in that same transaction."""
+
+    def __init__(self, conn, transaction, batch, future: Future):
+        self.conn, self.transaction, self.batch, self.future = conn, transaction, batch, future
+
+    @classmethod
+    def claim(cls, engine, batch_size: int, after_id: int, tagger) -> _ClaimedBatch | None:
+        from monitor.storage import tags
+
+        conn = engine.connect()
+        try:
+            transaction = conn.begin()
+            batch = tags.claim_untagged(conn, batch_size, after_id=after_id)
+            if batch:
+                return cls(conn, transaction, batch, tagger.submit([(row.title, row.text) for row in batch]))
+        except BaseException:
+            conn.close()
+            raise
+        conn.close()
+        return None
+
+    def save(self) -> int:
+        from monitor.storage import tags
+
+        try:
+            results = self.future.result()
+            tags.save_tags_batch(self.conn, [tags.Tagged(row.id, result, row.published_at)
+                                             for row, result in zip(self.batch, results)])
+            self.transaction.commit()
+        finally:
+            self.conn.close()  # rolls back when the commit did not happen
+        return len(self.batch)
+
+    def release(self) -> None:
+        self.future.cancel()
+        self.conn.close()

@@ -30,8 +30,8 @@ def utcnow() -> datetime:
 class Daemon:
     """The tick and heartbeat jobs, the stop request, and the lock they share."""
 
-    def __init__(self, app):
-        self.app = app
+    def __init__(self, app, tagger=None):
+        self.app, self.tagger = app, tagger
         self.holder = locks.this_process()
         self.stop_event = threading.Event()
         self.tick_running = threading.Lock()  # held while a tick runs, so shutdown can wait for it
@@ -45,7 +45,7 @@ class Daemon:
             if self.stop_event.is_set() or not self.heartbeat():
                 return
             now = utcnow()
-            report = pipeline.run_cycle(self.app, now, only_due=True, stop_event=self.stop_event)
+            report = pipeline.run_cycle(self.app, now, only_due=True, stop_event=self.stop_event, tagger=self.tagger)
             if report.polled or report.tagged:
                 log.info("tick: %d feeds polled, %d new articles, %d failures, %d tagged",
                          report.polled, report.new_articles, report.failures, report.tagged)
@@ -75,12 +75,20 @@ def send_due_digest(app, now: datetime) -> None:
         log.exception("digest: sending failed; will retry on a later tick")
 
 
-def run_daemon(app) -> int:
-    """Take the lock, tick until SIGTERM/SIGINT, release the lock. Returns the exit code."""
+def run_daemon(app, processes: int = 1) -> int:
+    """Take the lock, tick until SIGTERM/SIGINT, release the lock. Returns the exit code.
+    Tagging runs in `processes` processes (started on the first batch, kept for the
+    daemon's life)."""
+    from monitor.tagpool import Tagger
+
+    with Tagger(app, processes) as tagger:
+        return _run_ticks(app, Daemon(app, tagger))
+
+
+def _run_ticks(app, daemon: Daemon) -> int:
     from apscheduler.schedulers.blocking import BlockingScheduler
 
     settings = app.settings.schedule
-    daemon = Daemon(app)
     locks.acquire(app.engine, locks.DAEMON_LOCK, daemon.holder, utcnow(), timedelta(seconds=settings.lock_stale_seconds))
     if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
         # Two "job executed successfully" lines a tick drown the per-feed poll lines.

@@ -39,6 +39,17 @@ class AppContext:
 pass_ctx = click.make_pass_decorator(AppContext)
 
 
+def _cores() -> int:
+    from monitor.tagpool import default_processes
+
+    return default_processes()
+
+
+processes_option = click.option(
+    "--processes", type=click.IntRange(min=1), default=_cores, show_default="the number of cores",
+    help="Tag (spaCy + classifier) in this many processes, each loading the model once.")
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--config",

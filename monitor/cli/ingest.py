@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from monitor.cli import pass_ctx
+from monitor.cli import pass_ctx, processes_option
 from monitor.errors import InputError
 
 
@@ -88,13 +88,14 @@ class _ProgressBar:
 
 
 @click.command()
+@processes_option
 @pass_ctx
-def daemon(ctx) -> None:
+def daemon(ctx, processes: int) -> None:
     """Poll continuously: tick, poll due feeds, send the digest when due. SIGTERM exits cleanly."""
     from monitor.scheduler import run_daemon
 
     _synced_engine(ctx)
-    click.get_current_context().exit(run_daemon(ctx.app))
+    click.get_current_context().exit(run_daemon(ctx.app, processes))
 
 
 @click.command()

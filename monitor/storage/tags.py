@@ -8,7 +8,8 @@ re-tag. `articles.relevant` is "any effective label". Corrections are kept as hi
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
@@ -263,15 +264,22 @@ def articles_for_reprocess(engine: Engine, batch_size: int = 256) -> Iterator[li
         last = ids[-1]
 
 
-def reprocess(engine: Engine, tag: Callable[[list[tuple[str, str]]], list[TagResult]],
+def reprocess(engine: Engine, tag_batches: Callable[[Iterable[list[tuple[str, str]]]], Iterator[list[TagResult]]],
               batch_size: int = 256, progress: Callable[[int], None] | None = None) -> ReprocessReport:
-    """Re-tag every stored article with `tag` (the current model); corrections still win.
-    One transaction per batch. Reports what moved per label."""
+    """Re-tag every stored article; corrections still win. `tag_batches` maps batches of
+    (title, text) to their TagResults in order (tagpool.Tagger.map: inline or in N
+    processes). One transaction per batch. Reports what moved per label."""
     report = ReprocessReport()
-    for ids in articles_for_reprocess(engine, batch_size):
-        with engine.connect() as conn:
-            items, before = article_texts(conn, ids), effective_labels(conn, ids)
-        results = tag([(item.title, item.text) for item in items])
+    read: deque[tuple[list[ArticleText], dict[int, list[str]]]] = deque()
+
+    def batches() -> Iterator[list[tuple[str, str]]]:
+        for ids in articles_for_reprocess(engine, batch_size):
+            with engine.connect() as conn:
+                read.append((article_texts(conn, ids), effective_labels(conn, ids)))
+            yield [(item.title, item.text) for item in read[-1][0]]
+
+    for results in tag_batches(batches()):
+        items, before = read.popleft()
         with engine.begin() as conn:
             after = save_tags_batch(conn, [Tagged(item.id, result, item.published_at) for item, result in zip(items, results)])
         for item in items:
