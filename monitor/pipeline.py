@@ -280,11 +280,65 @@ def _full_text(app, source: FeedSource, article: ArticleRecord) -> ArticleRecord
     return replace(article, text=text)
 
 
+# --- importing a file of past articles ------------------------------------------
+
+IMPORT_BATCH = 500  # rows per store transaction: each commit is a resume point
+
+
+@dataclass
+class ImportReport:
+    new: int = 0
+    duplicates: int = 0  # already stored (an earlier import, a feed, or twice in the file)
+    bad: list[tuple[int, str]] = field(default_factory=list)  # (line, problem)
+    resumed: bool = False  # a previous import of this file stopped part-way (or finished)
+    tagged: int = 0
+    tag_error: str | None = None
+
+
+def import_file(app, path, now: datetime, tagger=None, tag: bool = True,
+                progress: Callable[[int, ImportReport], None] | None = None,
+                tag_progress: Callable[[int], None] | None = None) -> ImportReport:
+    """Store the articles of a JSONL/CSV file through the same path as a feed run
+    (normalise, identity, near-duplicate clustering, links), batch by batch, then tag
+    them. Streams the file; each committed batch records where to resume, so a re-run
+    after a crash goes on from there and a re-import of a finished file adds nothing.
+    `progress(bytes read, report)` after every batch."""
+    from monitor.importer import fingerprint, read_rows
+
+    feed_id, offset, previous = feed_store.import_feed(app.engine, str(path.resolve()), now)
+    current = fingerprint(path)
+    offset = offset if previous == current else 0  # a different file at this path: from the start
+    report, recent = ImportReport(resumed=offset > 0), article_store.RecentSignatures()
+    batch, end = [], offset
+    for row in read_rows(path, start=offset):
+        if row.error:
+            report.bad.append((row.line, row.error))
+        else:
+            batch.append(row.record)
+        end = row.end or end
+        if len(batch) >= IMPORT_BATCH:
+            _store_import_batch(app, (feed_id, end, current), batch, now, recent, report, progress)
+            batch = []
+    _store_import_batch(app, (feed_id, end, current), batch, now, recent, report, progress)
+    if tag:
+        report.tagged, report.tag_error = tag_untagged(app, tagger=tagger, progress=tag_progress)
+    return report
+
+
+def _store_import_batch(app, resume: tuple[int, int, str], batch, now, recent, report: ImportReport, progress) -> None:
+    feed_id, end, file_fingerprint = resume
+    outcome = article_store.store_imported(app.engine, feed_id, batch, now, recent, end, file_fingerprint)
+    report.new += len(outcome.new_ids)
+    report.duplicates += outcome.duplicates
+    if progress:
+        progress(end, report)
+
+
 # --- tagging -------------------------------------------------------------------
 
 
 def tag_untagged(app, stop_event: threading.Event | None = None, batch_size: int = TAG_BATCH,
-                 tagger=None) -> tuple[int, str | None]:
+                 tagger=None, progress: Callable[[int], None] | None = None) -> tuple[int, str | None]:
     """Tag every untagged article in batches, one transaction per batch: claim the
     batch (other processes skip claimed rows on PostgreSQL), tag it (in `tagger`'s
     processes, several batches in flight), save it, commit. Returns (tagged, error); an
@@ -305,6 +359,8 @@ def tag_untagged(app, stop_event: threading.Event | None = None, batch_size: int
             if not in_flight:
                 break
             tagged += in_flight.popleft().save()
+            if progress:
+                progress(tagged)
     except MonitorError as exc:
         log.error("tagging stopped: %s (untagged articles are tagged next cycle)", exc)
         return tagged, str(exc)

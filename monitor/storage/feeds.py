@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from random import Random
 
 from sqlalchemy import Engine, func, select, update
@@ -100,6 +101,19 @@ def add_feeds(
             known.add(url)
             added += 1
     return added, skipped
+
+
+def import_feed(engine: Engine, path: str, now: datetime) -> tuple[int, int, str | None]:
+    """(feed id, byte offset to resume at, fingerprint of the file then) of the
+    pseudo-feed an imported file's articles are linked to (origin "import", never
+    polled), created on the first import."""
+    url = f"import:{path}"
+    with engine.begin() as conn:
+        values = _new_feed_values(f"import {Path(path).name}", url, "import", now) | {"active": False}
+        conn.execute(insert_ignoring_conflicts(conn, feeds), values)
+        row = conn.execute(select(feeds.c.id, feeds.c.import_offset, feeds.c.import_fingerprint)
+                           .where(feeds.c.url == url)).one()
+    return row.id, row.import_offset or 0, row.import_fingerprint
 
 
 def reactivate_feed(engine: Engine, name_or_url: str) -> str:

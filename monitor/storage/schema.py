@@ -85,6 +85,10 @@ feeds = Table(
     Column("created_at", UTC_DATETIME, nullable=False),
     # Articles linked to this feed, kept by a trigger on article_feeds (migration 0005).
     Column("article_count", Integer, nullable=False, server_default="0"),
+    # For an imported file's pseudo-feed (origin "import"): where the next import resumes,
+    # and a fingerprint of the file's start then (another file at that path starts over).
+    Column("import_offset", BigInteger),
+    Column("import_fingerprint", String(64)),
 )
 
 articles = Table(

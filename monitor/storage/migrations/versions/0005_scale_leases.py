@@ -102,6 +102,9 @@ def upgrade() -> None:
     op.create_index('ix_article_labels_published', 'article_labels', ['published_at', 'label_id', 'article_id'],
                     unique=False)
     _add_counters()
+    # An imported file's pseudo-feed remembers where a crashed import resumes.
+    op.add_column('feeds', sa.Column('import_offset', sa.BigInteger(), nullable=True))
+    op.add_column('feeds', sa.Column('import_fingerprint', sa.String(length=64), nullable=True))
 
 
 def _add_counters() -> None:
@@ -139,6 +142,8 @@ def downgrade() -> None:
         for name in _SQLITE_TRIGGERS:
             op.execute(f"DROP TRIGGER {name}")
     with op.batch_alter_table('feeds', schema=None) as batch_op:
+        batch_op.drop_column('import_fingerprint')
+        batch_op.drop_column('import_offset')
         batch_op.drop_column('article_count')
     op.drop_table('store_counts')
     op.drop_index('ix_article_labels_published', table_name='article_labels')
