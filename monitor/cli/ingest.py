@@ -20,6 +20,7 @@ def register(cli: click.Group) -> None:
     cli.add_command(status)
     cli.add_command(feeds_group)
     cli.add_command(import_articles)
+    cli.add_command(worker)
 
 
 def _now() -> datetime:
@@ -162,6 +163,17 @@ def daemon(ctx, processes: int) -> None:
 
     _synced_engine(ctx)
     click.get_current_context().exit(run_daemon(ctx.app, processes))
+
+
+@click.command()
+@processes_option
+@pass_ctx
+def worker(ctx, processes: int) -> None:
+    """One of many processes (on one or more machines) sharing a PostgreSQL store: lease
+    due feeds and untagged articles in batches; one of them also sends the digest."""
+    from monitor.worker import run_worker
+
+    click.get_current_context().exit(run_worker(ctx.app, processes))
 
 
 @click.command()

@@ -155,6 +155,47 @@ def due_feeds(engine: Engine, now: datetime, default_interval: timedelta, only_d
     return [_source(row) for row in rows if not only_due or _is_due(row, now, default_interval)]
 
 
+def claim_due_feeds(engine: Engine, now: datetime, holder: str, lease: timedelta, limit: int) -> list[FeedSource]:
+    """Lease up to `limit` due feeds to `holder` (a `worker`), oldest due first. Rows
+    another worker is claiming are skipped (SKIP LOCKED) and leased rows are not due
+    until their lease passes, so two workers never poll one feed in the same cycle. The
+    lease ends when the poll's state is stored (success_state / failure_state)."""
+    is_due = feeds.c.next_poll_at.is_(None) | (feeds.c.next_poll_at <= now)
+    free = feeds.c.lease_until.is_(None) | (feeds.c.lease_until < now)
+    with engine.begin() as conn:
+        rows = conn.execute(
+            select(feeds).where(feeds.c.active.is_(True), is_due, free)
+            .order_by(feeds.c.next_poll_at.is_not(None), feeds.c.next_poll_at, feeds.c.id).limit(limit)
+            .with_for_update(skip_locked=True)
+        ).all()
+        if rows:
+            conn.execute(update(feeds).where(feeds.c.id.in_([row.id for row in rows]))
+                         .values(lease_holder=holder, lease_until=now + lease))
+    return [_source(row) for row in rows]
+
+
+def renew_leases(engine: Engine, holder: str, until: datetime) -> int:
+    """The heartbeat: move on every lease `holder` still has. Returns how many."""
+    with engine.begin() as conn:
+        return conn.execute(update(feeds).where(feeds.c.lease_holder == holder, feeds.c.lease_until.is_not(None))
+                            .values(lease_until=until)).rowcount
+
+
+def release_leases(engine: Engine, holders: Sequence[str]) -> int:
+    """End the leases of these holders (a worker stopping, workers found dead), so
+    their feeds are due again at once."""
+    with engine.begin() as conn:
+        return conn.execute(update(feeds).where(feeds.c.lease_holder.in_(list(holders)))
+                            .values(lease_holder=None, lease_until=None)).rowcount
+
+
+def lease_holders(engine: Engine, now: datetime) -> list[str]:
+    """Who holds unexpired feed leases now."""
+    with engine.connect() as conn:
+        return list(conn.execute(select(feeds.c.lease_holder).distinct()
+                                 .where(feeds.c.lease_holder.is_not(None), feeds.c.lease_until >= now)).scalars())
+
+
 def _is_due(row, now: datetime, default_interval: timedelta) -> bool:
     if row.next_poll_at is not None:
         return row.next_poll_at <= now
@@ -181,6 +222,9 @@ def feed_row(conn, feed_id: int):
     return row
 
 
+LEASE_ENDED = {"lease_holder": None, "lease_until": None}  # a stored poll ends a worker's lease on the feed
+
+
 # --- state after a poll (pure: row + result in, column values out) -----------------
 
 
@@ -195,6 +239,7 @@ def success_state(row, result: FetchResult, now: datetime, interval: timedelta, 
         "next_poll_at": now + interval,
         "last_new_items": new_items,
         "last_duration_ms": round(result.elapsed_seconds * 1000),
+        **LEASE_ENDED,
         # A 304 may omit the validators; keep the ones that earned it.
         "etag": result.etag or row.etag,
         "last_modified": result.last_modified or row.last_modified,
@@ -226,6 +271,7 @@ def failure_state(row, result: FetchResult, error: str, now: datetime, fetch: Fe
         "next_poll_at": now + delay,
         "last_new_items": 0,
         "last_duration_ms": round(result.elapsed_seconds * 1000),
+        **LEASE_ENDED,
     }
     if result.gone or result.status == GONE_STATUS:
         values |= gone_state(result)

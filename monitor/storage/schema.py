@@ -89,6 +89,11 @@ feeds = Table(
     # and a fingerprint of the file's start then (another file at that path starts over).
     Column("import_offset", BigInteger),
     Column("import_fingerprint", String(64)),
+    # A `worker`'s claim on a due feed while it polls it (SKIP LOCKED, then this lease, so
+    # the fetch runs outside any transaction); the poll's stored state ends it, and a
+    # worker that dies loses it when lease_until passes (its heartbeat moves it on).
+    Column("lease_holder", Text),
+    Column("lease_until", UTC_DATETIME),
 )
 
 articles = Table(

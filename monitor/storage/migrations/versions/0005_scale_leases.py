@@ -105,6 +105,9 @@ def upgrade() -> None:
     # An imported file's pseudo-feed remembers where a crashed import resumes.
     op.add_column('feeds', sa.Column('import_offset', sa.BigInteger(), nullable=True))
     op.add_column('feeds', sa.Column('import_fingerprint', sa.String(length=64), nullable=True))
+    # A worker's lease on a feed it is polling (storage.feeds.claim_due_feeds).
+    op.add_column('feeds', sa.Column('lease_holder', sa.Text(), nullable=True))
+    op.add_column('feeds', sa.Column('lease_until', sa.DateTime(timezone=True), nullable=True))
 
 
 def _add_counters() -> None:
@@ -142,6 +145,8 @@ def downgrade() -> None:
         for name in _SQLITE_TRIGGERS:
             op.execute(f"DROP TRIGGER {name}")
     with op.batch_alter_table('feeds', schema=None) as batch_op:
+        batch_op.drop_column('lease_until')
+        batch_op.drop_column('lease_holder')
         batch_op.drop_column('import_fingerprint')
         batch_op.drop_column('import_offset')
         batch_op.drop_column('article_count')
