@@ -41,9 +41,9 @@ def examples() -> list[tuple[str, str]]:
     return [(row["title"], row["text"]) for row in rows]
 
 
-def fill(url: str, articles: int) -> None:
+def backlog_rows(articles: int) -> list[dict]:
+    """Untagged article rows whose texts are the training examples, each copy with its own title."""
     texts = examples()
-    engine = open_store(url)
     rows = []
     for n in range(articles):
         title, text = texts[n % len(texts)]
@@ -53,8 +53,13 @@ def fill(url: str, articles: int) -> None:
         rows.append({"url": link, "canonical_url": link, "content_hash": sha256(f"{title}\n{text}".encode()).hexdigest(),
                      "title": title, "text": text, "published_at": when, "published_estimated": False,
                      "fetched_at": when})
+    return rows
+
+
+def fill(url: str, articles: int) -> None:
+    engine = open_store(url)
     with engine.begin() as conn:
-        conn.execute(insert(schema.articles), rows)
+        conn.execute(insert(schema.articles), backlog_rows(articles))
     engine.dispose()
 
 

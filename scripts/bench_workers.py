@@ -14,7 +14,6 @@ tagging (CPU) stops scaling at about C workers; see README for where the limit i
 from __future__ import annotations
 
 import argparse
-import json
 import multiprocessing
 import os
 import subprocess
@@ -22,8 +21,6 @@ import sys
 import tempfile
 import time
 import uuid
-from datetime import datetime, timedelta, timezone
-from hashlib import sha256
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -33,26 +30,9 @@ sys.path.insert(0, str(REPO / "scripts"))
 from sqlalchemy import func, insert, select, text  # noqa: E402
 
 from bench_ingest import serve  # noqa: E402
+from bench_processes import backlog_rows  # noqa: E402
 from monitor.storage import schema  # noqa: E402
 from monitor.storage.engine import make_engine, open_store  # noqa: E402
-
-START = datetime(2026, 1, 1, tzinfo=timezone.utc)
-
-
-def backlog_rows(n: int) -> list[dict]:
-    examples = []
-    for path in sorted((REPO / "models" / "training").glob("*.jsonl")):
-        examples += [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    rows = []
-    for i in range(n):
-        example = examples[i % len(examples)]
-        title, body = f"{example['title']} ({i})", example["text"]
-        when = START + timedelta(minutes=i)
-        rows.append({"url": f"https://backlog.example/{i}", "canonical_url": f"https://backlog.example/{i}",
-                     "content_hash": sha256(f"{title}\n{body}".encode()).hexdigest(), "title": title, "text": body,
-                     "published_at": when, "published_estimated": False, "fetched_at": when})
-    return rows
-
 
 def one_run(workers: int, args, port: int, workdir: Path) -> tuple[float, int]:
     schema_name = f"bench_{uuid.uuid4().hex[:10]}"
