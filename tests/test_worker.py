@@ -24,6 +24,7 @@ from monitor.worker import Leadership
 from tests.conftest import PG_BASE, REPO
 from tests.factories import FeedItem, rss_feed
 from tests.test_cli_ingest import query
+from tests.test_mailer import smtp  # noqa: F401 - the SMTP server fixture
 
 NOW = datetime(2026, 11, 24, 9, 0, tzinfo=timezone.utc)
 LEASE = timedelta(minutes=5)
@@ -196,3 +197,24 @@ def test_three_workers_one_killed_store_everything_once(tmp_path, httpserver, pg
     assert count(pg_url, select(func.count()).where(schema.feeds.c.lease_holder.is_not(None))) == 0
     leaders = [w for w in workers[1:] if "leader: this worker" in w.output()]
     assert leaders  # a survivor took over the singletons (the victim may have led first)
+
+
+def test_the_digest_is_sent_once_by_the_leader_and_not_again_after_it_dies(tmp_path, pg_url, workers, smtp):
+    from tests.test_mailer import smtp_toml
+
+    slot = datetime.now(timezone.utc) - timedelta(minutes=1)  # the send time has just passed
+    digest = {"send_at": f"{slot:%H:%M}", "timezone": "UTC"}
+    config = worker_config(tmp_path, pg_url, smtp_toml(smtp.port, digest))
+    for n in range(3):
+        workers.append(WorkerProcess(config, tmp_path / f"worker{n}.log"))
+    workers[0].wait_for(lambda: len(smtp.envelopes) >= 1, "saw the digest sent", timeout=240)
+    leaders = [w for w in workers if "leader: this worker" in w.output()]
+    assert len(leaders) == 1
+    leaders[0].proc.send_signal(signal.SIGKILL)
+    leaders[0].proc.wait()
+    survivors = [w for w in workers if w is not leaders[0]]
+    survivors[0].wait_for(lambda: any("leader: this worker" in w.output() for w in survivors), "elected a new leader")
+    time.sleep(3)  # a few ticks of the new leader
+    assert len(smtp.envelopes) == 1
+    for survivor in survivors:
+        assert survivor.stop() == 0 and "Traceback" not in survivor.output(), survivor.output()
