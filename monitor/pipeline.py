@@ -17,6 +17,7 @@ import os
 import signal
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
@@ -76,8 +77,10 @@ def run_cycle(
     tag: bool = True,
     progress: Progress | None = None,
     stop_event: threading.Event | None = None,
+    tagger=None,
 ) -> CycleReport:
-    """Poll due feeds (all active feeds when not only_due), store, then tag."""
+    """Poll due feeds (all active feeds when not only_due), store, then tag (in
+    `tagger`'s processes when given: a tagpool.Tagger)."""
     settings, engine = app.settings, app.engine
     stop_event = stop_event or threading.Event()
     feed_store.sync_config_feeds(engine, settings.feeds, now)
@@ -86,7 +89,7 @@ def run_cycle(
     report = CycleReport(due=len(sources))
     poll_feeds(app, sources, now, report, progress, stop_event)
     if tag and not stop_event.is_set():
-        report.tagged, report.tag_error = tag_untagged(app, stop_event)
+        report.tagged, report.tag_error = tag_untagged(app, stop_event, tagger=tagger)
     return report
 
 
@@ -280,29 +283,131 @@ def _full_text(app, source: FeedSource, article: ArticleRecord, stop_event: thre
     return replace(article, text=text)
 
 
+# --- importing a file of past articles ------------------------------------------
+
+IMPORT_BATCH = 500  # rows per store transaction: each commit is a resume point
+
+
+@dataclass
+class ImportReport:
+    new: int = 0
+    duplicates: int = 0  # already stored (an earlier import, a feed, or twice in the file)
+    bad: list[tuple[int, str]] = field(default_factory=list)  # (line, problem)
+    resumed: bool = False  # a previous import of this file stopped part-way (or finished)
+    tagged: int = 0
+    tag_error: str | None = None
+
+
+def import_file(app, path, now: datetime, tagger=None, tag: bool = True,
+                progress: Callable[[int, ImportReport], None] | None = None,
+                tag_progress: Callable[[int], None] | None = None) -> ImportReport:
+    """Store the articles of a JSONL/CSV file through the same path as a feed run
+    (normalise, identity, near-duplicate clustering, links), batch by batch, then tag
+    them. Streams the file; each committed batch records where to resume, so a re-run
+    after a crash goes on from there and a re-import of a finished file adds nothing.
+    `progress(bytes read, report)` after every batch."""
+    from monitor.importer import fingerprint, read_rows
+
+    feed_id, offset, previous = feed_store.import_feed(app.engine, str(path.resolve()), now)
+    current = fingerprint(path)
+    offset = offset if previous == current else 0  # a different file at this path: from the start
+    report, recent = ImportReport(resumed=offset > 0), article_store.RecentSignatures()
+    batch, end = [], offset
+    for row in read_rows(path, start=offset):
+        if row.error:
+            report.bad.append((row.line, row.error))
+        else:
+            batch.append(row.record)
+        end = row.end or end
+        if len(batch) >= IMPORT_BATCH:
+            _store_import_batch(app, (feed_id, end, current), batch, now, recent, report, progress)
+            batch = []
+    _store_import_batch(app, (feed_id, end, current), batch, now, recent, report, progress)
+    if tag:
+        report.tagged, report.tag_error = tag_untagged(app, tagger=tagger, progress=tag_progress)
+    return report
+
+
+def _store_import_batch(app, resume: tuple[int, int, str], batch, now, recent, report: ImportReport, progress) -> None:
+    feed_id, end, file_fingerprint = resume
+    outcome = article_store.store_imported(app.engine, feed_id, batch, now, recent, end, file_fingerprint)
+    report.new += len(outcome.new_ids)
+    report.duplicates += outcome.duplicates
+    if progress:
+        progress(end, report)
+
+
 # --- tagging -------------------------------------------------------------------
 
 
-def tag_untagged(app, stop_event: threading.Event | None = None, batch_size: int = TAG_BATCH) -> tuple[int, str | None]:
-    """Tag every untagged article in batches, committing each batch. Returns (tagged,
-    error); an error (e.g. no usable model) leaves articles for the next cycle."""
-    from monitor import classify
-    from monitor.storage import tags
+def tag_untagged(app, stop_event: threading.Event | None = None, batch_size: int = TAG_BATCH,
+                 tagger=None, progress: Callable[[int], None] | None = None) -> tuple[int, str | None]:
+    """Tag every untagged article in batches, one transaction per batch: claim the
+    batch (other processes skip claimed rows on PostgreSQL), tag it (in `tagger`'s
+    processes, several batches in flight), save it, commit. Returns (tagged, error); an
+    error (e.g. no usable model) leaves articles for the next cycle."""
+    from monitor.tagpool import Tagger
 
-    tagged, attempted = 0, set[int]()
+    tagger = tagger or Tagger(app, 1)
+    in_flight: deque[_ClaimedBatch] = deque()
+    tagged, last_id = 0, 0
     try:
-        while not (stop_event and stop_event.is_set()):
-            with app.engine.connect() as conn:
-                batch = [row for row in tags.untagged_articles(conn, batch_size) if row.id not in attempted]
-            if not batch:
+        while True:
+            while len(in_flight) < tagger.window and not (stop_event and stop_event.is_set()):
+                claimed = _ClaimedBatch.claim(app.engine, batch_size, last_id, tagger)
+                if claimed is None:
+                    break
+                last_id = claimed.batch[-1].id  # never loop on articles that stay untagged
+                in_flight.append(claimed)
+            if not in_flight:
                 break
-            attempted.update(row.id for row in batch)  # never loop on articles that stay untagged
-            results = classify.tag_texts(app.nlp, app.classifier, [(row.title, row.text) for row in batch])
-            with app.engine.begin() as conn:
-                for row, result in zip(batch, results):
-                    tags.save_tags(conn, row.id, result, row.published_at)
-            tagged += len(batch)
+            tagged += in_flight.popleft().save()
+            if progress:
+                progress(tagged)
     except MonitorError as exc:
         log.error("tagging stopped: %s (untagged articles are tagged next cycle)", exc)
         return tagged, str(exc)
+    finally:
+        for claimed in in_flight:  # an error or a stop: release the claims unsaved
+            claimed.release()
     return tagged, None
+
+
+class _ClaimedBatch:
+    """Untagged articles claimed in an open transaction (their row locks are the claim),
+    being tagged; saved and committed in that same transaction."""
+
+    def __init__(self, conn, transaction, batch, future: Future):
+        self.conn, self.transaction, self.batch, self.future = conn, transaction, batch, future
+
+    @classmethod
+    def claim(cls, engine, batch_size: int, after_id: int, tagger) -> _ClaimedBatch | None:
+        from monitor.storage import tags
+
+        conn = engine.connect()
+        try:
+            transaction = conn.begin()
+            batch = tags.claim_untagged(conn, batch_size, after_id=after_id)
+            if batch:
+                return cls(conn, transaction, batch, tagger.submit([(row.title, row.text) for row in batch]))
+        except BaseException:
+            conn.close()
+            raise
+        conn.close()
+        return None
+
+    def save(self) -> int:
+        from monitor.storage import tags
+
+        try:
+            results = self.future.result()
+            tags.save_tags_batch(self.conn, [tags.Tagged(row.id, result, row.published_at)
+                                             for row, result in zip(self.batch, results)])
+            self.transaction.commit()
+        finally:
+            self.conn.close()  # rolls back when the commit did not happen
+        return len(self.batch)
+
+    def release(self) -> None:
+        self.future.cancel()
+        self.conn.close()

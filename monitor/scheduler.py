@@ -37,8 +37,8 @@ def utcnow() -> datetime:
 class Daemon:
     """The tick and heartbeat jobs, the stop request, and the lock they share."""
 
-    def __init__(self, app):
-        self.app = app
+    def __init__(self, app, tagger=None):
+        self.app, self.tagger = app, tagger
         self.holder = locks.this_process()
         self.stop_event = threading.Event()
         self.tick_running = threading.Lock()  # held while a tick runs, so shutdown can wait for it
@@ -53,7 +53,7 @@ class Daemon:
                 return
             now = utcnow()
             started = time.monotonic()
-            report = pipeline.run_cycle(self.app, now, only_due=True, stop_event=self.stop_event)
+            report = pipeline.run_cycle(self.app, now, only_due=True, stop_event=self.stop_event, tagger=self.tagger)
             _log_if_slow(time.monotonic() - started, self.app.settings.schedule.tick_seconds)
             if report.polled or report.tagged:
                 log.info("tick: %d feeds polled, %d new articles, %d failures, %d tagged",
@@ -97,12 +97,20 @@ def send_due_digest(app, now: datetime) -> None:
         log.exception("digest: sending failed; will retry on a later tick")
 
 
-def run_daemon(app) -> int:
-    """Take the lock, tick until SIGTERM/SIGINT, release the lock. Returns the exit code."""
+def run_daemon(app, processes: int = 1) -> int:
+    """Take the lock, tick until SIGTERM/SIGINT, release the lock. Returns the exit code.
+    Tagging runs in `processes` processes (started on the first batch, kept for the
+    daemon's life)."""
+    from monitor.tagpool import Tagger
+
+    with Tagger(app, processes) as tagger:
+        return _run_ticks(app, Daemon(app, tagger))
+
+
+def _run_ticks(app, daemon: Daemon) -> int:
     from apscheduler.schedulers.blocking import BlockingScheduler
 
     settings = app.settings.schedule
-    daemon = Daemon(app)
     locks.acquire(app.engine, locks.DAEMON_LOCK, daemon.holder, utcnow(), timedelta(seconds=settings.lock_stale_seconds))
     # A tick longer than the interval is reported by the tick itself (see Daemon.tick).
     logging.getLogger("apscheduler.scheduler").addFilter(_skipped_tick_filter)

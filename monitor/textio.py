@@ -39,8 +39,14 @@ def decode_text(data: bytes, name: str) -> str:
 
 
 def read_file_bytes(path: Path) -> bytes:
+    with open_binary(path) as handle:
+        return handle.read()
+
+
+def open_binary(path: Path):
+    """The file opened for reading bytes; InputError naming it when it cannot be."""
     try:
-        return path.read_bytes()
+        return path.open("rb")
     except FileNotFoundError:
         raise InputError(f"{path}: no such file") from None
     except IsADirectoryError:

@@ -66,6 +66,17 @@ def make_console(compact: bool = False) -> Console:
     return Console(highlight=False, soft_wrap=compact and width == PIPED_WIDTH, width=width)
 
 
+def _cores() -> int:
+    from monitor.tagpool import default_processes
+
+    return default_processes()
+
+
+processes_option = click.option(
+    "--processes", type=click.IntRange(min=1), default=_cores, show_default="the number of cores",
+    help="Tag (spaCy + classifier) in this many processes, each loading the model once.")
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--config",

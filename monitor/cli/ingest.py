@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from monitor.cli import pass_ctx
+from monitor.cli import pass_ctx, processes_option
 from monitor.errors import InputError
 
 
@@ -19,6 +19,8 @@ def register(cli: click.Group) -> None:
     cli.add_command(daemon)
     cli.add_command(status)
     cli.add_command(feeds_group)
+    cli.add_command(import_articles)
+    cli.add_command(worker)
 
 
 def _now() -> datetime:
@@ -62,10 +64,9 @@ class _ProgressBar:
         if not sys.stderr.isatty():
             return None
         from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+        from rich.progress import Progress
 
-        self._bar = Progress(TextColumn("polling"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                             TextColumn("{task.description}"), console=Console(stderr=True), transient=True)
+        self._bar = Progress(*self._columns(), console=Console(stderr=True), transient=True)
         original = sys.stderr
         self._bar.start()  # from here sys.stderr is rich's proxy
         self._handlers = [h for h in logging.getLogger().handlers
@@ -74,6 +75,11 @@ class _ProgressBar:
             handler.setStream(sys.stderr)
         self._original, self._task = original, None
         return self.update
+
+    def _columns(self):
+        from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+
+        return [TextColumn("polling"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("{task.description}")]
 
     def update(self, done: int, total: int, poll) -> None:
         if self._task is None:
@@ -87,14 +93,87 @@ class _ProgressBar:
                 handler.setStream(self._original)
 
 
-@click.command()
+@click.command("import")
+@click.argument("path", type=click.Path(path_type=Path, dir_okay=False))
+@processes_option
+@click.option("--no-tag", is_flag=True, help="Store the articles without tagging them (the next run tags them).")
 @pass_ctx
-def daemon(ctx) -> None:
+def import_articles(ctx, path: Path, processes: int, no_tag: bool) -> None:
+    """Import past articles from a JSONL or CSV file (our `export`, NewsAPI, GDELT-like
+    columns...): stored, de-duplicated, clustered and tagged like polled items. Bad rows
+    are reported by line and skipped; a re-run resumes where a crashed import stopped."""
+    from monitor.pipeline import import_file
+    from monitor.tagpool import Tagger
+
+    _synced_engine(ctx)
+    size = path.stat().st_size if path.is_file() else 0
+    with Tagger(ctx.app, processes) as tagger, _ImportProgress(size) as bar:
+        report = import_file(ctx.app, path, _now(), tagger, tag=not no_tag, progress=bar.stored, tag_progress=bar.tagged)
+    for line, problem in report.bad:
+        click.echo(f"{path}:{line}: {problem}", err=True)
+    resumed = " (resumed where the last import of this file stopped)" if report.resumed else ""
+    tagged = f"; tagged {report.tagged}" if not no_tag else ""
+    untagged = f"; not tagged: {report.tag_error}" if report.tag_error else ""
+    click.echo(f"imported {path}{resumed}: {report.new} new articles, {report.duplicates} already stored, "
+               f"{len(report.bad)} bad rows{tagged}{untagged}")
+
+
+class _ImportProgress(_ProgressBar):
+    """Bytes of the file stored, then articles tagged."""
+
+    def __init__(self, size: int):
+        self.size = size
+
+    def __enter__(self):
+        if super().__enter__() is None:
+            return _NoProgress()
+        self._task = self._bar.add_task("storing", total=self.size)
+        self._tagging = None
+        return self
+
+    def _columns(self):
+        from rich.progress import BarColumn, DownloadColumn, TextColumn, TimeElapsedColumn
+
+        return [TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TimeElapsedColumn()]
+
+    def stored(self, offset: int, report) -> None:
+        self._bar.update(self._task, completed=offset,
+                         description=f"storing: {report.new} new, {len(report.bad)} bad rows")
+
+    def tagged(self, count: int) -> None:
+        if self._tagging is None:
+            self._tagging = self._bar.add_task("tagging", total=None)
+        self._bar.update(self._tagging, completed=count, description=f"tagging: {count}")
+
+
+class _NoProgress:
+    def stored(self, offset: int, report) -> None:
+        pass
+
+    def tagged(self, count: int) -> None:
+        pass
+
+
+@click.command()
+@processes_option
+@pass_ctx
+def daemon(ctx, processes: int) -> None:
     """Poll continuously: tick, poll due feeds, send the digest when due. SIGTERM exits cleanly."""
     from monitor.scheduler import run_daemon
 
     _synced_engine(ctx)
-    click.get_current_context().exit(run_daemon(ctx.app))
+    click.get_current_context().exit(run_daemon(ctx.app, processes))
+
+
+@click.command()
+@processes_option
+@pass_ctx
+def worker(ctx, processes: int) -> None:
+    """One of many processes (on one or more machines) sharing a PostgreSQL store: lease
+    due feeds and untagged articles in batches; one of them also sends the digest."""
+    from monitor.worker import run_worker
+
+    click.get_current_context().exit(run_worker(ctx.app, processes))
 
 
 @click.command()

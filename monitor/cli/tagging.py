@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from monitor.cli import pass_ctx
+from monitor.cli import pass_ctx, processes_option
 from monitor.errors import FetchError, InputError
 from monitor.records import MAX_ID
 from monitor.textio import decode_text, read_file_bytes, read_json_objects, write_problem
@@ -267,17 +267,18 @@ def _user(getpass) -> str:
 
 
 @click.command()
+@processes_option
 @pass_ctx
-def reprocess(ctx) -> None:
+def reprocess(ctx, processes: int) -> None:
     """Re-tag every stored article with the current model and taxonomy; print what moved.
     Analyst corrections still win."""
-    from monitor.classify import tag_texts
     from monitor.storage.tags import reprocess as run
+    from monitor.tagpool import Tagger
 
     app = ctx.app
-    nlp, classifier = app.nlp, app.classifier
-    report = run(app.engine, lambda items: tag_texts(nlp, classifier, items))
-    _print_moves(_console(), report, classifier.model_version, app.taxonomy)
+    with Tagger(app, processes) as tagger:
+        report = run(app.engine, tagger.map)
+    _print_moves(_console(), report, app.classifier.model_version, app.taxonomy)
 
 
 def _print_moves(console, report, model_version: str, taxonomy) -> None:

@@ -163,6 +163,25 @@ def store_feed_run(
     return outcome
 
 
+def store_imported(engine: Engine, feed_id: int, items: list[ArticleRecord], now: datetime,
+                   recent: RecentSignatures, resume_offset: int, fingerprint: str) -> StoreOutcome:
+    """Store one batch of an imported file, like one feed run (same identity, clustering
+    and links, to the import's own feed), and where the next batch starts, atomically:
+    a crash leaves the batch and its resume point both stored or both not."""
+    try:
+        with engine.begin() as conn:
+            recent.begin()
+            outcome = _store_articles(conn, feed_id, items, now, recent, {})
+            conn.execute(update(schema.feeds).where(schema.feeds.c.id == feed_id).values(
+                import_offset=resume_offset, import_fingerprint=fingerprint, last_poll_at=now,
+                last_new_items=len(outcome.new_ids)))
+    except BaseException:
+        recent.rollback()
+        raise
+    recent.commit()
+    return outcome
+
+
 def record_fetch_failure(
     engine: Engine,
     feed_id: int,

@@ -274,12 +274,16 @@ def trend_counts(engine: Engine, days: int, today: date) -> dict[str, list[int]]
     """Stories (clusters counted once) per label per day, oldest first, `days` days ending today (UTC)."""
     start = datetime.combine(today - timedelta(days=days - 1), datetime.min.time()).replace(tzinfo=timezone.utc)
     day = _day_expr(engine.dialect.name, AL.c.published_at)
-    stmt = (
-        select(AL.c.label_id, day.label("day"), func.count(distinct(func.coalesce(A.c.cluster_id, A.c.id))))
-        .join(A, A.c.id == AL.c.article_id)
+    # The story of each labelled row by primary-key lookup (a scalar subquery), not a
+    # join: PostgreSQL would otherwise hash-join against a scan of every article, so the
+    # cost would grow with the store instead of with the window (ix_article_labels_published).
+    story = select(func.coalesce(A.c.cluster_id, A.c.id)).where(A.c.id == AL.c.article_id).scalar_subquery()
+    rows = (
+        select(AL.c.label_id, day.label("day"), story.label("story"))
         .where(AL.c.published_at >= start, AL.c.published_at < start + timedelta(days=days))
-        .group_by(AL.c.label_id, day)
+        .subquery()
     )
+    stmt = select(rows.c.label_id, rows.c.day, func.count(distinct(rows.c.story))).group_by(rows.c.label_id, rows.c.day)
     counts: dict[str, list[int]] = {}
     with engine.connect() as conn:
         for label_id, day_text, n in conn.execute(stmt):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from random import Random
 
 from sqlalchemy import Engine, func, select, update
@@ -102,6 +103,19 @@ def add_feeds(
     return added, skipped
 
 
+def import_feed(engine: Engine, path: str, now: datetime) -> tuple[int, int, str | None]:
+    """(feed id, byte offset to resume at, fingerprint of the file then) of the
+    pseudo-feed an imported file's articles are linked to (origin "import", never
+    polled), created on the first import."""
+    url = f"import:{path}"
+    with engine.begin() as conn:
+        values = _new_feed_values(f"import {Path(path).name}", url, "import", now) | {"active": False}
+        conn.execute(insert_ignoring_conflicts(conn, feeds), values)
+        row = conn.execute(select(feeds.c.id, feeds.c.import_offset, feeds.c.import_fingerprint)
+                           .where(feeds.c.url == url)).one()
+    return row.id, row.import_offset or 0, row.import_fingerprint
+
+
 def reactivate_feed(engine: Engine, name_or_url: str) -> str:
     """Poll a deactivated feed again (after a 410, or one dropped from the config and
     re-added): clears its error state so it is due at once. Returns the feed's name."""
@@ -141,6 +155,47 @@ def due_feeds(engine: Engine, now: datetime, default_interval: timedelta, only_d
     return [_source(row) for row in rows if not only_due or _is_due(row, now, default_interval)]
 
 
+def claim_due_feeds(engine: Engine, now: datetime, holder: str, lease: timedelta, limit: int) -> list[FeedSource]:
+    """Lease up to `limit` due feeds to `holder` (a `worker`), oldest due first. Rows
+    another worker is claiming are skipped (SKIP LOCKED) and leased rows are not due
+    until their lease passes, so two workers never poll one feed in the same cycle. The
+    lease ends when the poll's state is stored (success_state / failure_state)."""
+    is_due = feeds.c.next_poll_at.is_(None) | (feeds.c.next_poll_at <= now)
+    free = feeds.c.lease_until.is_(None) | (feeds.c.lease_until < now)
+    with engine.begin() as conn:
+        rows = conn.execute(
+            select(feeds).where(feeds.c.active.is_(True), is_due, free)
+            .order_by(feeds.c.next_poll_at.is_not(None), feeds.c.next_poll_at, feeds.c.id).limit(limit)
+            .with_for_update(skip_locked=True)
+        ).all()
+        if rows:
+            conn.execute(update(feeds).where(feeds.c.id.in_([row.id for row in rows]))
+                         .values(lease_holder=holder, lease_until=now + lease))
+    return [_source(row) for row in rows]
+
+
+def renew_leases(engine: Engine, holder: str, until: datetime) -> int:
+    """The heartbeat: move on every lease `holder` still has. Returns how many."""
+    with engine.begin() as conn:
+        return conn.execute(update(feeds).where(feeds.c.lease_holder == holder, feeds.c.lease_until.is_not(None))
+                            .values(lease_until=until)).rowcount
+
+
+def release_leases(engine: Engine, holders: Sequence[str]) -> int:
+    """End the leases of these holders (a worker stopping, workers found dead), so
+    their feeds are due again at once."""
+    with engine.begin() as conn:
+        return conn.execute(update(feeds).where(feeds.c.lease_holder.in_(list(holders)))
+                            .values(lease_holder=None, lease_until=None)).rowcount
+
+
+def lease_holders(engine: Engine, now: datetime) -> list[str]:
+    """Who holds unexpired feed leases now."""
+    with engine.connect() as conn:
+        return list(conn.execute(select(feeds.c.lease_holder).distinct()
+                                 .where(feeds.c.lease_holder.is_not(None), feeds.c.lease_until >= now)).scalars())
+
+
 def _is_due(row, now: datetime, default_interval: timedelta) -> bool:
     if row.next_poll_at is not None:
         return row.next_poll_at <= now
@@ -167,6 +222,9 @@ def feed_row(conn, feed_id: int):
     return row
 
 
+LEASE_ENDED = {"lease_holder": None, "lease_until": None}  # a stored poll ends a worker's lease on the feed
+
+
 # --- state after a poll (pure: row + result in, column values out) -----------------
 
 
@@ -181,6 +239,7 @@ def success_state(row, result: FetchResult, now: datetime, interval: timedelta, 
         "next_poll_at": now + interval,
         "last_new_items": new_items,
         "last_duration_ms": round(result.elapsed_seconds * 1000),
+        **LEASE_ENDED,
         # A 304 may omit the validators; keep the ones that earned it.
         "etag": result.etag or row.etag,
         "last_modified": result.last_modified or row.last_modified,
@@ -213,6 +272,7 @@ def failure_state(row, result: FetchResult, error: str, now: datetime, fetch: Fe
         "next_poll_at": now + delay,
         "last_new_items": 0,
         "last_duration_ms": round(result.elapsed_seconds * 1000),
+        **LEASE_ENDED,
     }
     if result.gone or result.status == GONE_STATUS:
         values |= gone_state(result)
@@ -248,16 +308,7 @@ def write_state(conn, feed_id: int, values: dict) -> None:
 
 def feed_statuses(engine: Engine) -> list[FeedStatus]:
     """Every feed's health, active ones first, then by name."""
-    counts = (
-        select(schema.article_feeds.c.feed_id, func.count().label("n"))
-        .group_by(schema.article_feeds.c.feed_id)
-        .subquery()
-    )
-    query = (
-        select(feeds, func.coalesce(counts.c.n, 0).label("article_count"))
-        .outerjoin(counts, counts.c.feed_id == feeds.c.id)
-        .order_by(feeds.c.active.desc(), feeds.c.name)
-    )
+    query = select(feeds).order_by(feeds.c.active.desc(), feeds.c.name)
     with engine.connect() as conn:
         return [_status(row) for row in conn.execute(query)]
 
@@ -282,12 +333,9 @@ def _status(row) -> FeedStatus:
 
 def totals(engine: Engine) -> dict:
     """Store-wide counts for `status`, plus the latest digest row when there is one."""
-    articles = schema.articles
     with engine.connect() as conn:
-        result: dict[str, object] = {
-            "articles": conn.execute(select(func.count()).select_from(articles)).scalar_one(),
-            "stories": conn.execute(select(func.count(func.distinct(articles.c.cluster_id)))).scalar_one(),
-            "untagged": conn.execute(select(func.count()).where(articles.c.tagged_at.is_(None))).scalar_one(),
+        result = {
+            **store_counts(conn),
             "feeds": conn.execute(select(func.count()).select_from(feeds)).scalar_one(),
             "active_feeds": conn.execute(select(func.count()).where(feeds.c.active.is_(True))).scalar_one(),
             "failing_feeds": conn.execute(
@@ -296,6 +344,13 @@ def totals(engine: Engine) -> dict:
         }
         result["last_digest"] = _last_digest(conn)
     return result
+
+
+def store_counts(conn) -> dict[str, int]:
+    """{"articles", "stories", "untagged"}: the trigger-kept totals (schema.store_counts)."""
+    counts = schema.store_counts
+    rows = conn.execute(select(counts.c.name, func.sum(counts.c.value)).group_by(counts.c.name))
+    return {"articles": 0, "stories": 0, "untagged": 0} | {name: int(value) for name, value in rows}
 
 
 def _last_digest(conn) -> dict | None:

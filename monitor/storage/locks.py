@@ -47,7 +47,7 @@ def acquire(engine: Engine, name: str, holder: str, now: datetime, stale_after: 
 def _takeable(conn: Connection, name: str, current: str, holder: str, now: datetime, stale_after: timedelta) -> bool:
     """Take the row over if it is ours, its process is dead, or its heartbeat is stale.
     The WHERE re-checks the holder, so of two daemons racing for a stale lock one wins."""
-    if current == holder or _dead_local(current):
+    if current == holder or holder_is_dead(current):
         condition = locks.c.holder == current
     else:
         condition = (locks.c.holder == current) & (locks.c.heartbeat_at < now - stale_after)
@@ -75,7 +75,7 @@ def _insert_if_absent(conn: Connection, name: str, holder: str, now: datetime) -
     return conn.execute(statement, {"name": name, "holder": holder, "acquired_at": now, "heartbeat_at": now}).rowcount == 1
 
 
-def _dead_local(holder: str) -> bool:
+def holder_is_dead(holder: str) -> bool:
     """True when the holder is a process on this host that no longer exists."""
     match = _HOLDER.match(holder)
     if not match or match.group(2) != socket.gethostname():

@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Column,
     DateTime,
@@ -23,6 +24,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     false,
+    text,
 )
 
 metadata = MetaData(
@@ -82,6 +84,17 @@ feeds = Table(
     Column("last_new_items", Integer, nullable=False, default=0),
     Column("last_duration_ms", Integer),
     Column("created_at", UTC_DATETIME, nullable=False),
+    # Articles linked to this feed, kept by a trigger on article_feeds (migration 0005).
+    Column("article_count", Integer, nullable=False, server_default="0"),
+    # For an imported file's pseudo-feed (origin "import"): where the next import resumes,
+    # and a fingerprint of the file's start then (another file at that path starts over).
+    Column("import_offset", BigInteger),
+    Column("import_fingerprint", String(64)),
+    # A `worker`'s claim on a due feed while it polls it (SKIP LOCKED, then this lease, so
+    # the fetch runs outside any transaction); the poll's stored state ends it, and a
+    # worker that dies loses it when lease_until passes (its heartbeat moves it on).
+    Column("lease_holder", Text),
+    Column("lease_until", UTC_DATETIME),
 )
 
 articles = Table(
@@ -116,6 +129,9 @@ articles = Table(
     Index("ix_articles_cluster_id", "cluster_id"),
     Index("ix_articles_guid", "guid"),
     Index("ix_articles_review", "needs_review", "review_uncertainty"),  # the review queue, most uncertain first
+    # Only the untagged articles, oldest first: finding the next batch to tag costs the
+    # same at 10k and 1M stored articles (migration 0005).
+    Index("ix_articles_untagged", "id", postgresql_where=text("tagged_at IS NULL"), sqlite_where=text("tagged_at IS NULL")),
 )
 
 # Every feed an article appeared in (the same item in two feeds is stored once).
@@ -149,6 +165,8 @@ article_labels = Table(
     Column("origin", String(16), nullable=False),  # model | analyst
     Column("published_at", UTC_DATETIME, nullable=False),  # copied from articles for range scans
     Index("ix_article_labels_label_published", "label_id", "published_at"),
+    # Trends read every label over a date range: a range scan on this, not the whole table.
+    Index("ix_article_labels_published", "published_at", "label_id", "article_id"),
 )
 
 corrections = Table(
@@ -195,6 +213,18 @@ digests = Table(
     Column("sent_at", UTC_DATETIME),
     Column("last_attempt_at", UTC_DATETIME),  # when an SMTP try last began (paces retries of a failed window)
     Index("ix_digests_status_window_end", "status", "window_end"),
+)
+
+# Store-wide totals (articles, stories, untagged) kept by triggers on `articles` in the
+# writer's own transaction (migration 0005), so `status` reads a few rows at any size.
+# On PostgreSQL each counter has several shard rows, one per group of connections, so
+# concurrent writers do not queue on one row; the total is the sum.
+store_counts = Table(
+    "store_counts",
+    metadata,
+    Column("name", String(32), primary_key=True),
+    Column("shard", Integer, primary_key=True),
+    Column("value", BigInteger, nullable=False),
 )
 
 # One row per lock name; a daemon holds it while its heartbeat is fresh.

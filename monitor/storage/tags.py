@@ -14,15 +14,18 @@ and in every later re-tag.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from sqlalchemy import Engine, delete, insert, select, update
+from sqlalchemy import Engine, bindparam, delete, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from monitor.errors import InputError
 from monitor.records import TagResult
 from monitor.storage import schema
+from monitor.storage.feeds import insert_ignoring_conflicts
 
 a, scores_t, labels_t = schema.articles, schema.article_scores, schema.article_labels
 corrections_t, entities_t = schema.corrections, schema.entities
@@ -35,27 +38,69 @@ def _now() -> datetime:
 # --- writing model tags -------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Tagged:
+    """One article's tagging, to be saved."""
+
+    article_id: int
+    tag: TagResult
+    published_at: datetime
+
+
 def save_tags(conn, article_id: int, tag: TagResult, published_at: datetime) -> list[str]:
-    """Replace the article's scores, entities and effective labels with this tagging
-    (corrections still win). Returns the effective labels. Runs in the caller's transaction."""
-    conn.execute(delete(scores_t).where(scores_t.c.article_id == article_id))
-    conn.execute(delete(entities_t).where(entities_t.c.article_id == article_id))
-    conn.execute(insert(scores_t), [
-        {"article_id": article_id, "label_id": label, "score": float(score), "predicted": label in tag.labels}
-        for label, score in tag.scores.items()
+    """save_tags_batch for one article. Returns its effective labels."""
+    return save_tags_batch(conn, [Tagged(article_id, tag, published_at)])[article_id]
+
+
+def save_tags_batch(conn, batch: Sequence[Tagged]) -> dict[int, list[str]]:
+    """Replace the scores, entities and effective labels of a batch of articles with
+    their new tagging (corrections still win), in a fixed handful of statements whatever
+    the batch size. Returns {article id: effective labels}. Runs in the caller's
+    transaction.
+
+    Safe beside another writer tagging the same articles (a daemon and `run --once` or
+    `reprocess` on one PostgreSQL): the articles' rows are locked first, in id order, so
+    the second writer waits and then replaces the first one's rows; the inserts are
+    ON CONFLICT as well, so a retry after a crash is never a duplicate-key error."""
+    if not batch:
+        return {}
+    ids = sorted({item.article_id for item in batch})
+    lock_articles(conn, ids)
+    conn.execute(delete(scores_t).where(scores_t.c.article_id.in_(ids)))
+    conn.execute(delete(entities_t).where(entities_t.c.article_id.in_(ids)))
+    conn.execute(_upsert_scores(conn), [
+        {"article_id": item.article_id, "label_id": label, "score": float(score), "predicted": label in item.tag.labels}
+        for item in batch for label, score in item.tag.scores.items()
     ])
-    if tag.entities:
-        conn.execute(insert(entities_t), [
-            {"article_id": article_id, "text": e.text[:500], "label": e.label, "canonical_id": e.id,
-             "mentions": getattr(e, "mentions", 1)}
-            for e in tag.entities
-        ])
-    actions = _latest_actions(conn, article_id)
-    effective = _write_effective(conn, article_id, tag.labels, published_at, actions)
-    conn.execute(update(a).where(a.c.id == article_id).values(
-        relevant=bool(effective), model_version=tag.model_version, tagged_at=_now(),
-        **_review_values(tag.review, tag.uncertainty, decided=set(actions))))
+    entity_rows = [
+        {"article_id": item.article_id, "text": e.text[:500], "label": e.label, "canonical_id": e.id,
+         "mentions": getattr(e, "mentions", 1)}
+        for item in batch for e in item.tag.entities
+    ]
+    if entity_rows:
+        conn.execute(insert(entities_t), entity_rows)
+    actions = _latest_actions(conn, ids)
+    effective = _write_effective_many(
+        conn, {item.article_id: (item.tag.labels, item.published_at) for item in batch}, actions)
+    now = _now()
+    conn.execute(_UPDATE_TAGGED, [
+        _tagged_values(item, effective[item.article_id], now, decided=set(actions[item.article_id]))
+        for item in batch
+    ])
     return effective
+
+
+def _tagged_values(item: Tagged, effective: list[str], now: datetime, decided: set[str]) -> dict:
+    """The article row's columns after tagging (one place to add more)."""
+    review = _review_values(item.tag.review, item.tag.uncertainty, decided)
+    return {"b_id": item.article_id, "b_relevant": bool(effective), "b_model_version": item.tag.model_version,
+            "b_tagged_at": now, **{f"b_{key}": value for key, value in review.items()}}
+
+
+_UPDATE_TAGGED = update(a).where(a.c.id == bindparam("b_id")).values(
+    relevant=bindparam("b_relevant"), model_version=bindparam("b_model_version"), tagged_at=bindparam("b_tagged_at"),
+    needs_review=bindparam("b_needs_review"), review_labels=bindparam("b_review_labels"),
+    review_uncertainty=bindparam("b_review_uncertainty"))
 
 
 def review_label_ids(stored: str | None) -> list[str]:
@@ -71,28 +116,57 @@ def _review_values(review: Sequence[str], uncertainty: float | None, decided: se
             "review_uncertainty": float(uncertainty) if left and uncertainty is not None else None}
 
 
-def _latest_actions(conn, article_id: int) -> dict[str, str]:
-    rows = conn.execute(
-        select(corrections_t.c.label_id, corrections_t.c.action)
-        .where(corrections_t.c.article_id == article_id).order_by(corrections_t.c.id)
+def lock_articles(conn, ids: Sequence[int]) -> None:
+    """Row-lock these articles until the transaction ends (PostgreSQL; SQLite has one
+    writer at a time anyway). FOR NO KEY UPDATE: a feed run linking a new poll to one of
+    them (a foreign-key check) is not held up."""
+    if conn.dialect.name == "postgresql" and ids:
+        conn.execute(select(a.c.id).where(a.c.id.in_(list(ids))).order_by(a.c.id).with_for_update(key_share=True))
+
+
+def _upsert_scores(conn):
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    statement = dialect.insert(scores_t)
+    return statement.on_conflict_do_update(
+        index_elements=[scores_t.c.article_id, scores_t.c.label_id],
+        set_={"score": statement.excluded.score, "predicted": statement.excluded.predicted},
     )
-    return {label: action for label, action in rows}
 
 
-def _write_effective(conn, article_id: int, model_labels: Sequence[str], published_at: datetime,
-                     actions: dict[str, str]) -> list[str]:
+def _latest_actions(conn, ids: Sequence[int]) -> dict[int, dict[str, str]]:
+    """{article id: {label: latest action}} for the articles' corrections."""
+    actions: dict[int, dict[str, str]] = {article_id: {} for article_id in ids}
+    rows = conn.execute(
+        select(corrections_t.c.article_id, corrections_t.c.label_id, corrections_t.c.action)
+        .where(corrections_t.c.article_id.in_(list(ids))).order_by(corrections_t.c.id)
+    )
+    for article_id, label, action in rows:
+        actions[article_id][label] = action
+    return actions
+
+
+def _write_effective(conn, article_id: int, model_labels: Sequence[str], published_at: datetime) -> list[str]:
+    return _write_effective_many(conn, {article_id: (model_labels, published_at)})[article_id]
+
+
+def _write_effective_many(conn, model: dict[int, tuple[Sequence[str], datetime]],
+                          actions: dict[int, dict[str, str]] | None = None) -> dict[int, list[str]]:
+    """Effective labels = the model's, with each label's latest correction winning."""
     from monitor.taxonomy import LABEL_IDS
 
-    added = {label for label, action in actions.items() if action == "add"}
-    removed = {label for label, action in actions.items() if action == "remove"}
-    effective = [label for label in LABEL_IDS if (label in model_labels or label in added) and label not in removed]
-    conn.execute(delete(labels_t).where(labels_t.c.article_id == article_id))
-    if effective:
-        conn.execute(insert(labels_t), [
-            {"article_id": article_id, "label_id": label, "published_at": published_at,
-             "origin": "analyst" if label in added else "model"}
-            for label in effective
-        ])
+    ids = list(model)
+    actions = actions if actions is not None else _latest_actions(conn, ids)
+    effective, rows = {}, []
+    for article_id, (model_labels, published_at) in model.items():
+        added = {label for label, action in actions[article_id].items() if action == "add"}
+        removed = {label for label, action in actions[article_id].items() if action == "remove"}
+        effective[article_id] = [
+            label for label in LABEL_IDS if (label in model_labels or label in added) and label not in removed]
+        rows += [{"article_id": article_id, "label_id": label, "published_at": published_at,
+                  "origin": "analyst" if label in added else "model"} for label in effective[article_id]]
+    conn.execute(delete(labels_t).where(labels_t.c.article_id.in_(ids)))
+    if rows:
+        conn.execute(insert_ignoring_conflicts(conn, labels_t), rows)
     return effective
 
 
@@ -100,7 +174,7 @@ def _write_effective(conn, article_id: int, model_labels: Sequence[str], publish
 
 
 def untagged_article_ids(conn, limit: int) -> list[int]:
-    """Ids of stored articles not tagged yet, oldest first."""
+    """Ids of stored articles not tagged yet, oldest first (index-backed: ix_articles_untagged)."""
     query = select(a.c.id).where(a.c.tagged_at.is_(None)).order_by(a.c.id).limit(limit)
     return [row[0] for row in conn.execute(query)]
 
@@ -123,6 +197,20 @@ def article_texts(conn, ids: Sequence[int]) -> list[ArticleText]:
 
 def untagged_articles(conn, limit: int) -> list[ArticleText]:
     return article_texts(conn, untagged_article_ids(conn, limit))
+
+
+def claim_untagged(conn, limit: int, after_id: int = 0) -> list[ArticleText]:
+    """The next untagged articles after `after_id`, oldest first, row-locked until the
+    caller's transaction ends. On PostgreSQL rows another process has claimed are
+    skipped (SKIP LOCKED), so a daemon, `run --once` and workers share the backlog
+    instead of tagging the same articles; a claimer that dies releases its rows with its
+    connection. SQLite has no row locks: there the claim is a plain read."""
+    query = (
+        select(a.c.id, a.c.title, a.c.text, a.c.published_at)
+        .where(a.c.tagged_at.is_(None), a.c.id > after_id).order_by(a.c.id).limit(limit)
+        .with_for_update(skip_locked=True, key_share=True)
+    )
+    return [ArticleText(*row) for row in conn.execute(query)]
 
 
 def effective_labels(conn, ids: Sequence[int]) -> dict[int, list[str]]:
@@ -164,7 +252,7 @@ def apply_correction(engine: Engine, article_id: int, add: list[str], remove: li
             label for (label,) in conn.execute(
                 select(scores_t.c.label_id).where(scores_t.c.article_id == article_id, scores_t.c.predicted.is_(True)))
         ]
-        effective = _write_effective(conn, article_id, model_labels, row.published_at, _latest_actions(conn, article_id))
+        effective = _write_effective(conn, article_id, model_labels, row.published_at)
         review = _review_values(review_label_ids(row.review_labels), row.review_uncertainty, decided=set(add + remove))
         conn.execute(update(a).where(a.c.id == article_id).values(relevant=bool(effective), **review))
     return effective
@@ -207,19 +295,26 @@ def articles_for_reprocess(engine: Engine, batch_size: int = 256) -> Iterator[li
         last = ids[-1]
 
 
-def reprocess(engine: Engine, tag: Callable[[list[tuple[str, str]]], list[TagResult]],
+def reprocess(engine: Engine, tag_batches: Callable[[Iterable[list[tuple[str, str]]]], Iterator[list[TagResult]]],
               batch_size: int = 256, progress: Callable[[int], None] | None = None) -> ReprocessReport:
-    """Re-tag every stored article with `tag` (the current model); corrections still win.
-    One transaction per batch. Reports what moved per label."""
+    """Re-tag every stored article; corrections still win. `tag_batches` maps batches of
+    (title, text) to their TagResults in order (tagpool.Tagger.map: inline or in N
+    processes). One transaction per batch. Reports what moved per label."""
     report = ReprocessReport()
-    for ids in articles_for_reprocess(engine, batch_size):
-        with engine.connect() as conn:
-            items, before = article_texts(conn, ids), effective_labels(conn, ids)
-        results = tag([(item.title, item.text) for item in items])
+    read: deque[tuple[list[ArticleText], dict[int, list[str]]]] = deque()
+
+    def batches() -> Iterator[list[tuple[str, str]]]:
+        for ids in articles_for_reprocess(engine, batch_size):
+            with engine.connect() as conn:
+                read.append((article_texts(conn, ids), effective_labels(conn, ids)))
+            yield [(item.title, item.text) for item in read[-1][0]]
+
+    for results in tag_batches(batches()):
+        items, before = read.popleft()
         with engine.begin() as conn:
-            for item, result in zip(items, results):
-                after = save_tags(conn, item.id, result, item.published_at)
-                _count_moves(report, set(before[item.id]), set(after))
+            after = save_tags_batch(conn, [Tagged(item.id, result, item.published_at) for item, result in zip(items, results)])
+        for item in items:
+            _count_moves(report, set(before[item.id]), set(after[item.id]))
         report.articles += len(items)
         if progress:
             progress(report.articles)
