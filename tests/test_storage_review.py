@@ -127,7 +127,7 @@ def test_reprocess_recomputes_the_flag_but_keeps_decided_labels_out(engine):
     }
     with engine.connect() as conn:
         titles = dict(conn.execute(select(schema.articles.c.title, schema.articles.c.id)).all())
-    reprocess(engine, lambda items: [retag[title] for title, _text in items])
+    reprocess(engine, lambda batches: ([retag[title] for title, _text in items] for items in batches))
 
     page = browse.review_queue(engine, 1, 50)
     assert [item.id for item in page.rows] == [ids[1], ids[3]]
