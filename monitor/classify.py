@@ -263,8 +263,10 @@ class TextScores:
     probability: object  # (n, labels) calibrated
 
 
-def score_texts(classifier: Classifier, texts: list[str], sentence_lists: list[list[str]]) -> TextScores:
-    """The calibrated probability of each label for each text, with the scores behind it."""
+def score_texts(classifier: Classifier, texts: list[str], sentence_lists: list[list[str]],
+                embeddings=None) -> TextScores:
+    """The calibrated probability of each label for each text, with the scores behind it.
+    `embeddings` are the texts' document embeddings when already computed."""
     import numpy as np
 
     n, k = len(texts), len(classifier.label_ids)
@@ -276,7 +278,9 @@ def score_texts(classifier: Classifier, texts: list[str], sentence_lists: list[l
     best = best_passage_scores(rows, owners, n, k) if owners else np.zeros((n, k))
     meaning = None
     if classifier.head is not None and classifier.encoder is not None and n:
-        meaning = classifier.head.predict_proba(classifier.encoder.embed_documents(texts))
+        if embeddings is None:
+            embeddings = classifier.encoder.embed_documents(texts)
+        meaning = classifier.head.predict_proba(embeddings)
     raw = classifier.scoring.raw(doc, best, meaning)
     probability = calibrate(raw, classifier.slopes, classifier.intercepts) if n else raw
     return TextScores(doc, found, rows, owners, best, meaning, probability)
@@ -284,17 +288,23 @@ def score_texts(classifier: Classifier, texts: list[str], sentence_lists: list[l
 
 def tag_texts(nlp, classifier: Classifier, items: list[tuple[str, str]]) -> list[TagResult]:
     """Tag (title, text) pairs: one nlp.pipe pass for entities and sentences, the word
-    model on each text and each passage, the encoder on each text."""
+    model on each text and each passage, the encoder on each text. The encoder runs in a
+    second thread while spaCy parses (onnxruntime releases the GIL): on two cores the
+    meaning costs little more wall time than the parse."""
+    from concurrent.futures import ThreadPoolExecutor
+
     from monitor import entities as ents
 
     max_chars = nlp.meta.get("tension_monitor", {}).get("max_chars", 20_000)
     cuts = [cut(compose(title, text), max_chars) for title, text in items]
     texts = [text for text, _ in cuts]
-    entity_lists, sentence_lists = [], []
-    for doc in ents.pipe(nlp, texts):
-        entity_lists.append(ents.doc_entities(doc))
-        sentence_lists.append(doc_sentences(doc))
-    scores = score_texts(classifier, texts, sentence_lists)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        embedding = pool.submit(_embed, classifier, texts)
+        entity_lists, sentence_lists = [], []
+        for doc in ents.pipe(nlp, texts):
+            entity_lists.append(ents.doc_entities(doc))
+            sentence_lists.append(doc_sentences(doc))
+        scores = score_texts(classifier, texts, sentence_lists, embedding.result())
     starts = _passage_starts(scores.owners)
     results = []
     for i, row in enumerate(scores.probability):
@@ -302,6 +312,12 @@ def tag_texts(nlp, classifier: Classifier, items: list[tuple[str, str]]) -> list
         evidence = {label: _evidence(classifier, scores, starts.get(i), i, label) for label in labels}
         results.append(_result(classifier, row, labels, entity_lists[i], evidence, cuts[i][1]))
     return results
+
+
+def _embed(classifier: Classifier, texts: list[str]):
+    if classifier.head is None or classifier.encoder is None or not texts:
+        return None
+    return classifier.encoder.embed_documents(texts)
 
 
 def _passage_starts(owners: list[int]) -> dict[int, int]:
