@@ -292,8 +292,8 @@ def test_golden_message_headers_and_structure(seeded):
 def test_window_defaults_to_the_last_day_then_follows_the_last_sent(seeded):
     assert dg.digest_window(seeded.engine, END) == (END - timedelta(hours=24), END)
     with seeded.engine.begin() as conn:
-        store.record_pending(conn, window_start=START - timedelta(days=1), window_end=START - timedelta(hours=3),
-                             message_id="<x@y>", subject="s", recipients=[], html="", text="", relevant_count=0, now=START)
+        store.ensure_row(conn, window_start=START - timedelta(days=1), window_end=START - timedelta(hours=3),
+                         message_id="<x@y>", now=START)
         assert store.last_sent_window_end(conn) is None  # pending is not covered
         conn.execute(update(schema.digests).values(status="sent"))
     assert dg.digest_window(seeded.engine, END) == (START - timedelta(hours=3), END)

@@ -6,9 +6,11 @@ clusters (``articles.cluster_id``; an article without one is its own story). Eve
 is a range scan on an index, so a digest stays fast on a big store.
 
 Send records: one ``digests`` row per window, identified by its deterministic
-Message-ID. ``pending`` while trying, ``sent`` only after the SMTP server accepted the
-message, ``failed`` after the last try, ``skipped`` for an empty window that was not
-mailed (``digest.send_empty = false``).
+Message-ID. ``pending`` while trying, ``sent`` as soon as the SMTP server answered 250
+to DATA, ``failed`` after the last try, ``uncertain`` when the connection died between
+the message going out and the server's reply, ``skipped`` for an empty window that was
+not mailed (``digest.send_empty = false``). Who may send a row is decided by a claim in
+``locks`` (see monitor.digest.deliver), not here.
 """
 
 from __future__ import annotations
@@ -22,11 +24,14 @@ from datetime import datetime
 from sqlalchemy import Connection, Engine, and_, distinct, exists, func, insert, select, update
 
 from monitor.records import DigestRecord
+from monitor.storage.feeds import insert_ignoring_conflicts
 from monitor.storage.schema import article_labels, article_scores, articles, digests, entities, feeds
 
 # Entity labels that are values, not actors: never "most mentioned".
 VALUE_LABELS = ("DATE", "TIME", "CARDINAL", "ORDINAL", "QUANTITY", "PERCENT", "MONEY")
-DONE_STATUSES = ("sent", "skipped")  # a window in one of these is covered: the next starts at its end
+# A window in one of these is covered: the next starts at its end. "uncertain" (the
+# message went out, the server's reply was lost) counts: it was most likely delivered.
+DONE_STATUSES = ("sent", "skipped", "uncertain")
 _CHUNK = 500  # ids per IN (...) list
 
 CLUSTER_KEY = func.coalesce(articles.c.cluster_id, articles.c.id)
@@ -255,26 +260,30 @@ def find_digest(conn: Connection, message_id: str) -> DigestRecord | None:
     return _record(row) if row else None
 
 
-def record_pending(
-    conn: Connection, *, window_start: datetime, window_end: datetime, message_id: str, subject: str,
-    recipients: list[str], html: str, text: str, relevant_count: int, now: datetime,
-) -> int:
-    """Insert (or reset to pending) the row for this window with the content about to be sent.
+def ensure_row(conn: Connection, *, window_start: datetime, window_end: datetime, message_id: str, now: datetime) -> int:
+    """The id of this window's row, inserted as ``pending`` if absent. Two senders racing
+    here both get the one row (the Message-ID is unique; the loser's insert is ignored)."""
+    conn.execute(insert_ignoring_conflicts(conn, digests).values(
+        window_start=window_start, window_end=window_end, message_id=message_id, status="pending",
+        attempts=0, created_at=now,
+    ))
+    return conn.execute(select(digests.c.id).where(digests.c.message_id == message_id)).scalar_one()
 
-    A row already ``sent`` (a forced resend) stays ``sent``: it was delivered once.
-    """
-    values = dict(
-        window_start=window_start, window_end=window_end, subject=subject,
-        recipients=json.dumps(recipients), html=html, text_body=text, relevant_count=relevant_count,
-    )
-    existing = conn.execute(select(digests.c.id, digests.c.status).where(digests.c.message_id == message_id)).first()
-    if existing is not None:
-        status = {} if existing.status == "sent" else {"status": "pending"}
-        conn.execute(update(digests).where(digests.c.id == existing.id).values(**values, **status))
-        return existing.id
-    return conn.execute(
-        insert(digests).values(message_id=message_id, status="pending", attempts=0, created_at=now, **values)
-    ).inserted_primary_key[0]
+
+def find_digest_by_id(conn: Connection, digest_id: int) -> DigestRecord | None:
+    row = conn.execute(select(*_RECORD_COLUMNS).where(digests.c.id == digest_id)).first()
+    return _record(row) if row else None
+
+
+def record_content(
+    conn: Connection, digest_id: int, *, subject: str, recipients: list[str], html: str, text: str,
+    relevant_count: int, status: str | None = None,
+) -> None:
+    """Store what is about to be sent (the history shows a digest exactly as sent)."""
+    values = dict(subject=subject, recipients=json.dumps(recipients), html=html, text_body=text, relevant_count=relevant_count)
+    if status is not None:
+        values["status"] = status
+    conn.execute(update(digests).where(digests.c.id == digest_id).values(**values))
 
 
 def record_attempt(conn: Connection, digest_id: int, now: datetime) -> None:
@@ -288,6 +297,13 @@ def record_failure(conn: Connection, digest_id: int, error: str, final: bool) ->
     conn.execute(update(digests).where(digests.c.id == digest_id).values(last_error=error[:2000]))
     if final:
         conn.execute(update(digests).where(digests.c.id == digest_id, digests.c.status != "sent").values(status="failed"))
+
+
+def mark_uncertain(conn: Connection, digest_id: int, error: str) -> None:
+    """The message went out but the server's reply never came: it may have been delivered.
+    Never retried on its own (a retry could deliver a second copy); a sent row stays sent."""
+    conn.execute(update(digests).where(digests.c.id == digest_id).values(last_error=error[:2000]))
+    conn.execute(update(digests).where(digests.c.id == digest_id, digests.c.status != "sent").values(status="uncertain"))
 
 
 def mark_sent(conn: Connection, digest_id: int, now: datetime, note: str | None = None) -> None:
