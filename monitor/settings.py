@@ -85,6 +85,7 @@ class DigestSettings(_Section):
     max_attempts: int = Field(4, ge=1, le=20)  # SMTP tries before a digest is left failed
     retry_base_seconds: float = Field(2.0, ge=0)  # delay before the 2nd try; doubles after
     items_per_section: int = Field(15, ge=1)
+    min_score: float = Field(0.5, ge=0, le=1)  # a story is listed when its strongest label scores at least this
 
     @field_validator("timezone")
     @classmethod

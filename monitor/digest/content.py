@@ -8,7 +8,7 @@ the most-mentioned entities and the 14-day trends.
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo
 
@@ -26,21 +26,29 @@ STORY_ENTITIES = 3  # entities shown beside a story
 
 @dataclass(frozen=True)
 class DigestStory:
+    """One story (a near-duplicate cluster), listed once, under its strongest label."""
+
     title: str
     url: str
     source: str
     published_at: datetime
-    score: float | None  # the model's score for the section's label
+    score: float | None  # the model's score for its strongest label (None: an analyst's label)
     entities: list[str]
     also_in: list[str]  # other sources carrying the same story (its near-duplicate cluster)
-    analyst: bool  # the label was added by an analyst's correction
+    analyst: bool  # its strongest label was added by an analyst's correction
+    labels: list[Label] = field(default_factory=list)  # every effective label, the strongest first (chips)
+    outlets: int = 1  # distinct sources carrying it
+    novel: bool = True  # first published inside the window (not an older story first seen now)
+    significance: float = 0.0  # what sections are ranked by; see significance()
+    article_id: int = 0  # the article shown for the story
 
 
 @dataclass(frozen=True)
 class Section:
     label: Label
-    story_count: int
-    stories: list[DigestStory]  # the first digest.items_per_section, best score first
+    story_count: int  # stories whose strongest label this is, at or above the minimum score
+    stories: list[DigestStory]  # the first digest.items_per_section, most significant first
+    below_min: int = 0  # stories under digest.min_score: counted, not listed
 
     @property
     def more(self) -> int:
@@ -84,6 +92,7 @@ class Digest:
     totals: store.WindowTotals
     spike_ratio: float = 2.0
     spike_min_stories: int = 3
+    min_score: float = 0.5
     movements: list[Movement] = field(default_factory=list)
     sections: list[Section] = field(default_factory=list)
     entities: list[EntityMove] = field(default_factory=list)
@@ -122,8 +131,9 @@ def build_digest(engine: Engine, settings: Settings, taxonomy: Taxonomy, window_
             totals=totals,
             spike_ratio=ds.spike_ratio,
             spike_min_stories=ds.spike_min_stories,
+            min_score=ds.min_score,
             movements=_movements(taxonomy, rows, trailing, history, window_days, ds),
-            sections=_sections(conn, taxonomy, rows, window_end, ds.items_per_section),
+            sections=_sections(conn, taxonomy, rows, window_start, window_end, ds),
             entities=_entities(conn, window_start, window_end, trailing_start, history, window_days),
             trends=_trends(conn, taxonomy, window_end, ZoneInfo(ds.timezone)),
             failing_feeds=store.failing_feeds(conn),
@@ -158,41 +168,80 @@ def _movements(taxonomy, rows, trailing: dict[str, int], history, window_days: f
     return movements
 
 
-def _sections(conn: Connection, taxonomy: Taxonomy, rows, window_end: datetime, limit: int) -> list[Section]:
-    by_label: dict[str, dict[int, store.LabelledArticle]] = defaultdict(dict)
-    for row in rows:  # one representative per story cluster: best score, then first fetched
-        best = by_label[row.label_id].get(row.cluster)
-        if best is None or _rank(row) < _rank(best):
-            by_label[row.label_id][row.cluster] = row
-    chosen = {
-        label_id: sorted(clusters.values(), key=lambda r: (-(r.score or 0.0), -r.published_at.timestamp(), r.id))
-        for label_id, clusters in by_label.items()
+# Ranking stories inside a section (documented in README, "The daily digest"): the
+# strongest label's score, plus OUTLET_WEIGHT per further outlet carrying the story (at
+# most MAX_OUTLET_BONUS outlets), plus NOVELTY_BONUS when it was first published inside
+# the window. An analyst's label counts as ANALYST_STRENGTH and is always listed.
+OUTLET_WEIGHT = 0.15
+MAX_OUTLET_BONUS = 4
+NOVELTY_BONUS = 0.2
+ANALYST_STRENGTH = 1.0
+
+
+def significance(score: float, outlets: int, novel: bool) -> float:
+    return score + OUTLET_WEIGHT * min(outlets - 1, MAX_OUTLET_BONUS) + (NOVELTY_BONUS if novel else 0.0)
+
+
+def _strength(row: store.LabelledArticle) -> float:
+    return ANALYST_STRENGTH if row.origin == "analyst" else (row.score or 0.0)
+
+
+def _sections(
+    conn: Connection, taxonomy: Taxonomy, rows, window_start: datetime, window_end: datetime, ds: DigestSettings
+) -> list[Section]:
+    """Each story once: grouped by cluster, filed under its strongest label, ranked by significance."""
+    by_cluster: dict[int, list[store.LabelledArticle]] = defaultdict(list)
+    for row in rows:
+        by_cluster[row.cluster].append(row)
+    members = store.cluster_sources(conn, by_cluster, window_end)
+    order = {label.id: index for index, label in enumerate(_labels(taxonomy))}
+    filed: dict[str, list[tuple[store.LabelledArticle, list[store.LabelledArticle]]]] = defaultdict(list)
+    below: dict[str, int] = defaultdict(int)
+    for cluster_rows in by_cluster.values():
+        lead = min(cluster_rows, key=lambda r: (-_strength(r), r.fetched_at, r.id, order.get(r.label_id, 99)))
+        if lead.origin != "analyst" and _strength(lead) < ds.min_score:
+            below[lead.label_id] += 1
+        else:
+            filed[lead.label_id].append((lead, cluster_rows))
+    ranked = {
+        label_id: sorted(
+            (_story(lead, cluster_rows, members.get(lead.cluster, []), [], taxonomy, window_start) for lead, cluster_rows in found),
+            key=lambda story: (-story.significance, -story.published_at.timestamp(), story.url),
+        )[:ds.items_per_section]
+        for label_id, found in filed.items()
     }
-    shown = [row for label_rows in chosen.values() for row in label_rows[:limit]]
-    members = store.cluster_sources(conn, {row.cluster for row in shown}, window_end)
-    names = store.article_entities(conn, {row.id for row in shown})
+    names = store.article_entities(conn, {s.article_id for stories in ranked.values() for s in stories})
     sections = []
     for label in _labels(taxonomy):
-        label_rows = chosen.get(label.id, [])
-        if label_rows:
-            stories = [_story(row, members.get(row.cluster, []), names.get(row.id, [])) for row in label_rows[:limit]]
-            sections.append(Section(label, len(label_rows), stories))
+        if label.id not in filed and label.id not in below:
+            continue
+        stories = [
+            replace(story, entities=names.get(story.article_id, [])[:STORY_ENTITIES])
+            for story in ranked.get(label.id, [])
+        ]
+        sections.append(Section(label, len(filed.get(label.id, [])), stories, below.get(label.id, 0)))
     return sections
 
 
-def _rank(row: store.LabelledArticle) -> tuple:
-    return (-(row.score or 0.0), row.fetched_at, row.id)
-
-
-def _story(row: store.LabelledArticle, members: list[tuple[int, str]], entity_names: list[str]) -> DigestStory:
-    source = row.source or ""
+def _story(lead, cluster_rows, members: list[tuple[int, str]], entity_names, taxonomy: Taxonomy, window_start) -> DigestStory:
+    source = lead.source or ""
+    sources = {source} | {other for _id, other in members if other}
     also_in: list[str] = []
     for article_id, other in members:
-        if article_id != row.id and other and other != source and other not in also_in:
+        if article_id != lead.id and other and other != source and other not in also_in:
             also_in.append(other)
+    strengths: dict[str, float] = {}
+    for row in cluster_rows:
+        strengths[row.label_id] = max(strengths.get(row.label_id, 0.0), _strength(row))
+    by_id = {label.id: label for label in _labels(taxonomy)}
+    labels = [by_id[label_id] for label_id in sorted(strengths, key=lambda l: (-strengths[l], l)) if label_id in by_id]
+    labels.sort(key=lambda label: label.id != lead.label_id)  # the section's label first
+    novel = min(row.published_at for row in cluster_rows) >= window_start
     return DigestStory(
-        title=row.title, url=row.url, source=source, published_at=row.published_at, score=row.score,
-        entities=entity_names[:STORY_ENTITIES], also_in=also_in, analyst=row.origin == "analyst",
+        title=lead.title, url=lead.url, source=source, published_at=lead.published_at, score=lead.score,
+        entities=entity_names, also_in=also_in, analyst=lead.origin == "analyst", labels=labels,
+        outlets=len(sources - {""}) or 1, novel=novel,
+        significance=significance(_strength(lead), len(sources - {""}) or 1, novel), article_id=lead.id,
     )
 
 
