@@ -351,3 +351,22 @@ def digest_bodies(engine: Engine, digest_id: int) -> tuple[str | None, str | Non
     with engine.connect() as conn:
         row = conn.execute(select(digests.c.html, digests.c.text_body).where(digests.c.id == digest_id)).first()
     return (row.html, row.text_body) if row else (None, None)
+
+
+def digest_history(engine: Engine, limit: int = 500) -> list[DigestRecord]:
+    """Every digest row but skipped empty windows, newest window first (the /digests page)."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(*_RECORD_COLUMNS).where(digests.c.status != "skipped")
+            .order_by(digests.c.window_end.desc(), digests.c.id.desc()).limit(limit)
+        ).all()
+    return [_record(row) for row in rows]
+
+
+def stored_digest(engine: Engine, digest_id: int) -> tuple[DigestRecord, str | None, str | None] | None:
+    """(record, html, text) of one digest row as it was sent (or last tried), or None."""
+    with engine.connect() as conn:
+        record = find_digest_by_id(conn, digest_id)
+    if record is None:
+        return None
+    return (record, *digest_bodies(engine, digest_id))
