@@ -86,6 +86,7 @@ class DigestSettings(_Section):
     retry_base_seconds: float = Field(2.0, ge=0)  # delay before the 2nd try; doubles after
     items_per_section: int = Field(15, ge=1)
     min_score: float = Field(0.5, ge=0, le=1)  # a story is listed when its strongest label scores at least this
+    signposts_path: Path = Path("config/signposts.toml")  # the scenario signposts (loaded into Settings.signposts)
 
     @field_validator("timezone")
     @classmethod
@@ -95,6 +96,36 @@ class DigestSettings(_Section):
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"unknown time zone {value!r}") from None
         return value
+
+
+class SignpostSettings(_Section):
+    """One scenario signpost: fires on a relevant stored article whose labels, entities and
+    one sentence match (monitor/signposts.py). Patterns are case-insensitive regexes."""
+
+    id: str = Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")
+    scenario: Literal["uneasy_alliance", "acquisition", "divergence", "new_ecosystem"]
+    name: str
+    labels: list[str] = []  # the article carries at least one of these effective labels (empty: any)
+    entities: list[str] = []  # the article names every one of these canonical entity ids
+    phrases: list[str] = Field(min_length=1)  # one sentence matches at least one of these...
+    require: list[str] = []  # ...and every one of these...
+    exclude: list[str] = []  # ...and none of these
+
+    @field_validator("phrases", "require", "exclude")
+    @classmethod
+    def _compiles(cls, patterns: list[str]) -> list[str]:
+        import re
+
+        for pattern in patterns:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"not a valid regular expression {pattern!r}: {exc}") from None
+        return patterns
+
+
+class _SignpostFile(_Section):
+    signposts: list[SignpostSettings] = []
 
 
 class SmtpSettings(_Section):
@@ -144,6 +175,7 @@ class Settings(_Section):
     nlp: NlpSettings = NlpSettings()
     model: ModelSettings = ModelSettings()
     web: WebSettings = WebSettings()
+    signposts: list[SignpostSettings] = []  # from digest.signposts_path, filled at load time
     source_path: Path | None = None  # the file these settings came from
 
     def path(self, value: Path) -> Path:
@@ -179,7 +211,25 @@ def load_settings(path: Path, environ: Mapping[str, str] | None = None) -> Setti
     _fill_secrets(settings, environ)
     _check_feed_names(path, settings)
     _resolve_file_feeds(settings)
+    settings.signposts = _load_signposts(settings, explicit="signposts_path" in raw.get("digest", {}))
     return settings
+
+
+def _load_signposts(settings: Settings, explicit: bool) -> list[SignpostSettings]:
+    """The signposts file; a missing default file means no signposts, a missing named one is an error."""
+    path = settings.path(settings.digest.signposts_path)
+    if not path.exists() and not explicit:
+        return []
+    raw = read_toml(path, "signposts file not found (digest.signposts_path)")
+    try:
+        loaded = _SignpostFile.model_validate(raw).signposts
+    except ValidationError as exc:
+        raise ConfigError(_first_problem(path, exc)) from None
+    ids = [signpost.id for signpost in loaded]
+    duplicate = next((i for i in ids if ids.count(i) > 1), None)
+    if duplicate:
+        raise ConfigError(f"{path}: signposts: duplicate id {duplicate!r}")
+    return loaded
 
 
 def _refuse_inline_secrets(path: Path, raw: dict) -> None:

@@ -105,6 +105,7 @@ def seeded(make_settings, store_url):
 
     app = App(make_settings('[digest]\nrecipients = ["analyst@example.com"]\n', db_url=store_url))
     seed_story_store(app.engine)
+    dg.match_signposts(app)
     yield app
     app.close()
 

@@ -16,6 +16,8 @@ from sqlalchemy import Connection, Engine
 
 from monitor.settings import DigestSettings, Settings
 from monitor.storage import digests as store
+from monitor.storage import signposts as signpost_store
+from monitor.storage.signposts import FiredSignpost
 from monitor.taxonomy import Label, Taxonomy
 
 DAY = timedelta(days=1)
@@ -41,6 +43,7 @@ class DigestStory:
     novel: bool = True  # first published inside the window (not an older story first seen now)
     significance: float = 0.0  # what sections are ranked by; see significance()
     article_id: int = 0  # the article shown for the story
+    cluster: int = 0  # its story cluster id
 
 
 @dataclass(frozen=True)
@@ -83,6 +86,20 @@ class Trend:
 
 
 @dataclass(frozen=True)
+class SignpostStatus:
+    """One line of the signpost board: a signpost and when it last fired (if ever)."""
+
+    id: str
+    name: str
+    scenario: Label
+    last: FiredSignpost | None  # its latest hit up to the window's end
+
+    @property
+    def in_window(self) -> int:
+        return self.last.hits_in_window if self.last else 0
+
+
+@dataclass(frozen=True)
 class Digest:
     window_start: datetime
     window_end: datetime
@@ -100,6 +117,7 @@ class Digest:
     failing_feeds: list[store.FailingFeed] = field(default_factory=list)
     active_feeds: int = 0
     model_versions: list[str] = field(default_factory=list)
+    signposts: list[SignpostStatus] = field(default_factory=list)
 
     @property
     def empty(self) -> bool:
@@ -139,6 +157,7 @@ def build_digest(engine: Engine, settings: Settings, taxonomy: Taxonomy, window_
             failing_feeds=store.failing_feeds(conn),
             active_feeds=store.active_feed_count(conn),
             model_versions=store.model_versions(conn, window_start, window_end),
+            signposts=_signposts(conn, settings, taxonomy, window_start, window_end),
         )
 
 
@@ -242,7 +261,19 @@ def _story(lead, cluster_rows, members: list[tuple[int, str]], entity_names, tax
         entities=entity_names, also_in=also_in, analyst=lead.origin == "analyst", labels=labels,
         outlets=len(sources - {""}) or 1, novel=novel,
         significance=significance(_strength(lead), len(sources - {""}) or 1, novel), article_id=lead.id,
+        cluster=lead.cluster,
     )
+
+
+def _signposts(conn, settings: Settings, taxonomy: Taxonomy, start: datetime, end: datetime) -> list[SignpostStatus]:
+    """Every configured signpost: those that fired in the window first, then by last firing."""
+    fired = signpost_store.board(conn, [signpost.id for signpost in settings.signposts], start, end)
+    board = [
+        SignpostStatus(signpost.id, signpost.name, taxonomy.get(signpost.scenario), fired.get(signpost.id))
+        for signpost in settings.signposts
+    ]
+    never = datetime.min.replace(tzinfo=timezone.utc)
+    return sorted(board, key=lambda s: (-s.in_window, -(s.last.fetched_at if s.last else never).timestamp()))
 
 
 def _entities(conn, window_start, window_end, trailing_start, history, window_days: float) -> list[EntityMove]:

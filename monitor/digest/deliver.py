@@ -44,6 +44,7 @@ from monitor.records import DigestRecord, RenderedDigest
 from monitor.settings import Settings
 from monitor.storage import digests as store
 from monitor.storage import locks
+from monitor.storage import signposts as signpost_store
 
 log = logging.getLogger(__name__)
 
@@ -171,6 +172,7 @@ def preview_digest(
 ) -> tuple[Digest, Path]:
     """Write the HTML (or, for a .eml path, the whole message) without sending."""
     start, end = digest_window(app.engine, now, since, until)
+    match_signposts(app)
     digest = build_digest(app.engine, app.settings, app.taxonomy, start, end)
     rendered = render(digest)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -203,8 +205,14 @@ def send_digest_now(app, now: datetime, since=None, until=None, force: bool = Fa
     return _build_and_send(app, start, end, now, force)
 
 
+def match_signposts(app) -> int:
+    """Bring the signpost hits up to date with the store before a digest is built."""
+    return signpost_store.scan(app.engine, app.settings.signposts)
+
+
 def _build_and_send(app, start: datetime, end: datetime, now: datetime, force: bool = False):
     settings = app.settings
+    match_signposts(app)
     digest = build_digest(app.engine, settings, app.taxonomy, start, end)
     if digest.empty and not settings.digest.send_empty:
         message_id = mailer.digest_message_id(start, end, settings.smtp.sender)

@@ -102,7 +102,7 @@ def _helpers(digest: Digest) -> dict:
         return max(2, round(count / top * full)) if top and count else 0
 
     return {
-        "when": when, "day": day, "number": number, "change": change, "bar": bar, "spark": spark, "link": link,
+        "when": when, "day": day, "on": lambda moment: day(moment.astimezone(zone).date()), "number": number, "change": change, "bar": bar, "spark": spark, "link": link,
         "width": width, "edition": _edition(digest), "window_to": when(digest.window_end),
         "window_from": when(digest.window_start, year=digest.window_start.year != digest.window_end.year),
         "top_count": max((movement.count for movement in digest.movements), default=0),
@@ -110,5 +110,12 @@ def _helpers(digest: Digest) -> dict:
         "trend_days": len(days), "trend_from": day(days[0]) if days else "", "trend_to": day(days[-1]) if days else "",
         "frictions": [s for s in digest.sections if s.label.kind == "friction_point"],
         "scenarios": [s for s in digest.sections if s.label.kind == "scenario"],
+        "listed": _listed(digest),
     }
+
+
+def _listed(digest: Digest) -> dict[int, object]:
+    """story cluster -> (section, story) for every story listed: other parts of the digest
+    point at it inside the digest instead of repeating its link."""
+    return {story.cluster: (section, story) for section in digest.sections for story in section.stories}
 

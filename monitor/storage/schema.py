@@ -109,6 +109,7 @@ articles = Table(
     Index("ix_articles_relevant_published", "relevant", "published_at"),
     Index("ix_articles_cluster_id", "cluster_id"),
     Index("ix_articles_guid", "guid"),
+    Index("ix_articles_tagged_at", "tagged_at"),
 )
 
 # Every feed an article appeared in (the same item in two feeds is stored once).
@@ -188,6 +189,29 @@ digests = Table(
     Column("sent_at", UTC_DATETIME),
     Column("last_attempt_at", UTC_DATETIME),  # when an SMTP try last began (paces retries of a failed window)
     Index("ix_digests_status_window_end", "status", "window_end"),
+)
+
+# Scenario signposts an article fired (config/signposts.toml), with the evidence sentence.
+signpost_hits = Table(
+    "signpost_hits",
+    metadata,
+    Column("article_id", Integer, ForeignKey("articles.id", ondelete="CASCADE"), primary_key=True),
+    Column("signpost_id", String(64), primary_key=True),
+    Column("scenario", String(32), nullable=False),
+    Column("evidence", Text, nullable=False),
+    Column("fetched_at", UTC_DATETIME, nullable=False),  # the article's, for window queries
+    Index("ix_signpost_hits_signpost_fetched", "signpost_id", "fetched_at"),
+    Index("ix_signpost_hits_fetched_at", "fetched_at"),
+)
+
+# How far an incremental scan over articles has got (e.g. signpost matching by tagged_at),
+# and a signature of the config it ran with: a changed config starts it over.
+scan_marks = Table(
+    "scan_marks",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("mark", UTC_DATETIME),
+    Column("signature", String(64), nullable=False),
 )
 
 # One row per lock name; a daemon holds it while its heartbeat is fresh.
