@@ -105,7 +105,7 @@ def seeded(make_settings, store_url):
 
     app = App(make_settings('[digest]\nrecipients = ["analyst@example.com"]\n', db_url=store_url))
     seed_story_store(app.engine)
-    dg.match_signposts(app)
+    dg.match_signposts(app)  # threads: tests/test_threads.py (these stories share filler text)
     yield app
     app.close()
 

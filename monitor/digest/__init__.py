@@ -13,6 +13,7 @@ from monitor.digest.content import Digest, DigestStory, EntityMove, Movement, Se
 from monitor.digest.deliver import (
     SendOutcome,
     match_signposts,
+    scan_stories,
     preview_digest,
     resend_digest,
     send_digest_now,
@@ -25,5 +26,5 @@ from monitor.digest.window import digest_window, last_send_time, next_send_time
 __all__ = [
     "Digest", "DigestStory", "EntityMove", "Movement", "Section", "SendOutcome", "Trend", "build_digest",
     "digest_window", "last_send_time", "match_signposts", "next_send_time", "preview_digest", "render", "render_digest",
-    "resend_digest", "send_digest_now", "send_due_digest", "send_rendered", "subject_for",
+    "resend_digest", "scan_stories", "send_digest_now", "send_due_digest", "send_rendered", "subject_for",
 ]

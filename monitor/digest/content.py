@@ -17,7 +17,9 @@ from sqlalchemy import Connection, Engine
 from monitor.settings import DigestSettings, Settings
 from monitor.storage import digests as store
 from monitor.storage import signposts as signpost_store
+from monitor.storage import threads as thread_store
 from monitor.storage.signposts import FiredSignpost
+from monitor.storage.threads import ThreadInfo
 from monitor.taxonomy import Label, Taxonomy
 
 DAY = timedelta(days=1)
@@ -44,6 +46,12 @@ class DigestStory:
     significance: float = 0.0  # what sections are ranked by; see significance()
     article_id: int = 0  # the article shown for the story
     cluster: int = 0  # its story cluster id
+    thread: ThreadInfo | None = None  # its developing thread (None: not threaded yet)
+
+    @property
+    def follow_up(self) -> bool:
+        """It continues a development an earlier story began."""
+        return self.thread is not None and not self.thread.is_new
 
 
 @dataclass(frozen=True)
@@ -61,10 +69,11 @@ class Section:
 @dataclass(frozen=True)
 class Movement:
     label: Label
-    count: int  # stories in the window
+    count: int  # new developments in the window (stories that are not a follow-up in a thread)
     daily_average: float | None  # over the trailing days; None without a day of history
     expected: float | None  # daily_average scaled to the window's length
     spike: bool
+    follow_ups: int = 0  # stories in the window that continue an earlier development
 
 
 @dataclass(frozen=True)
@@ -140,6 +149,7 @@ def build_digest(engine: Engine, settings: Settings, taxonomy: Taxonomy, window_
         rows = store.window_labelled(conn, window_start, window_end)
         history = _history_days(store.first_fetched_at(conn), trailing_start, window_start)
         trailing = store.label_story_counts(conn, trailing_start, window_start) if history else {}
+        threads = thread_store.thread_info(conn, {row.cluster for row in rows})
         return Digest(
             window_start=window_start,
             window_end=window_end,
@@ -150,8 +160,8 @@ def build_digest(engine: Engine, settings: Settings, taxonomy: Taxonomy, window_
             spike_ratio=ds.spike_ratio,
             spike_min_stories=ds.spike_min_stories,
             min_score=ds.min_score,
-            movements=_movements(taxonomy, rows, trailing, history, window_days, ds),
-            sections=_sections(conn, taxonomy, rows, window_start, window_end, ds),
+            movements=_movements(taxonomy, rows, threads, trailing, history, window_days, ds),
+            sections=_sections(conn, taxonomy, rows, threads, window_start, window_end, ds),
             entities=_entities(conn, window_start, window_end, trailing_start, history, window_days),
             trends=_trends(conn, taxonomy, window_end, ZoneInfo(ds.timezone)),
             failing_feeds=store.failing_feeds(conn),
@@ -173,24 +183,28 @@ def _labels(taxonomy: Taxonomy) -> list[Label]:
     return taxonomy.friction_points + taxonomy.scenarios
 
 
-def _movements(taxonomy, rows, trailing: dict[str, int], history, window_days: float, ds: DigestSettings) -> list[Movement]:
-    stories: dict[str, set[int]] = defaultdict(set)
+def _movements(taxonomy, rows, threads, trailing: dict[str, int], history, window_days: float, ds: DigestSettings) -> list[Movement]:
+    """Per label: new developments against the trailing daily average of new developments;
+    follow-ups are counted beside them but never make a spike."""
+    new: dict[str, set[int]] = defaultdict(set)
+    follow: dict[str, set[int]] = defaultdict(set)
     for row in rows:
-        stories[row.label_id].add(row.cluster)
+        info = threads.get(row.cluster)
+        (new if info is None or info.is_new else follow)[row.label_id].add(row.cluster)
     movements = []
     for label in _labels(taxonomy):
-        count = len(stories[label.id])
+        count = len(new[label.id])
         average = trailing.get(label.id, 0) / history if history else None
         expected = average * window_days if average is not None else None
         spike = expected is not None and count >= ds.spike_min_stories and count >= ds.spike_ratio * expected
-        movements.append(Movement(label, count, average, expected, spike))
+        movements.append(Movement(label, count, average, expected, spike, len(follow[label.id])))
     return movements
 
 
 # Ranking stories inside a section (documented in README, "The daily digest"): the
 # strongest label's score, plus OUTLET_WEIGHT per further outlet carrying the story (at
 # most MAX_OUTLET_BONUS outlets), plus NOVELTY_BONUS when it was first published inside
-# the window. An analyst's label counts as ANALYST_STRENGTH and is always listed.
+# the window and is a new development (not a follow-up in a developing thread). An analyst's label counts as ANALYST_STRENGTH and is always listed.
 OUTLET_WEIGHT = 0.15
 MAX_OUTLET_BONUS = 4
 NOVELTY_BONUS = 0.2
@@ -206,7 +220,7 @@ def _strength(row: store.LabelledArticle) -> float:
 
 
 def _sections(
-    conn: Connection, taxonomy: Taxonomy, rows, window_start: datetime, window_end: datetime, ds: DigestSettings
+    conn: Connection, taxonomy: Taxonomy, rows, threads, window_start: datetime, window_end: datetime, ds: DigestSettings
 ) -> list[Section]:
     """Each story once: grouped by cluster, filed under its strongest label, ranked by significance."""
     by_cluster: dict[int, list[store.LabelledArticle]] = defaultdict(list)
@@ -224,7 +238,8 @@ def _sections(
             filed[lead.label_id].append((lead, cluster_rows))
     ranked = {
         label_id: sorted(
-            (_story(lead, cluster_rows, members.get(lead.cluster, []), [], taxonomy, window_start) for lead, cluster_rows in found),
+            (_story(lead, cluster_rows, members.get(lead.cluster, []), taxonomy, window_start, threads.get(lead.cluster))
+             for lead, cluster_rows in found),
             key=lambda story: (-story.significance, -story.published_at.timestamp(), story.url),
         )[:ds.items_per_section]
         for label_id, found in filed.items()
@@ -242,7 +257,7 @@ def _sections(
     return sections
 
 
-def _story(lead, cluster_rows, members: list[tuple[int, str]], entity_names, taxonomy: Taxonomy, window_start) -> DigestStory:
+def _story(lead, cluster_rows, members: list[tuple[int, str]], taxonomy: Taxonomy, window_start, thread) -> DigestStory:
     source = lead.source or ""
     sources = {source} | {other for _id, other in members if other}
     also_in: list[str] = []
@@ -256,11 +271,12 @@ def _story(lead, cluster_rows, members: list[tuple[int, str]], entity_names, tax
     labels = [by_id[label_id] for label_id in sorted(strengths, key=lambda l: (-strengths[l], l)) if label_id in by_id]
     labels.sort(key=lambda label: label.id != lead.label_id)  # the section's label first
     novel = min(row.published_at for row in cluster_rows) >= window_start
+    fresh = novel and (thread is None or thread.is_new)  # new in the window, and a new development
     return DigestStory(
         title=lead.title, url=lead.url, source=source, published_at=lead.published_at, score=lead.score,
-        entities=entity_names, also_in=also_in, analyst=lead.origin == "analyst", labels=labels,
+        entities=[], also_in=also_in, thread=thread, analyst=lead.origin == "analyst", labels=labels,
         outlets=len(sources - {""}) or 1, novel=novel,
-        significance=significance(_strength(lead), len(sources - {""}) or 1, novel), article_id=lead.id,
+        significance=significance(_strength(lead), len(sources - {""}) or 1, fresh), article_id=lead.id,
         cluster=lead.cluster,
     )
 

@@ -45,6 +45,7 @@ from monitor.settings import Settings
 from monitor.storage import digests as store
 from monitor.storage import locks
 from monitor.storage import signposts as signpost_store
+from monitor.storage import threads as thread_store
 
 log = logging.getLogger(__name__)
 
@@ -172,7 +173,7 @@ def preview_digest(
 ) -> tuple[Digest, Path]:
     """Write the HTML (or, for a .eml path, the whole message) without sending."""
     start, end = digest_window(app.engine, now, since, until)
-    match_signposts(app)
+    scan_stories(app)
     digest = build_digest(app.engine, app.settings, app.taxonomy, start, end)
     rendered = render(digest)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -206,13 +207,19 @@ def send_digest_now(app, now: datetime, since=None, until=None, force: bool = Fa
 
 
 def match_signposts(app) -> int:
-    """Bring the signpost hits up to date with the store before a digest is built."""
+    """Bring the signpost hits up to date with the store; returns the hits added."""
     return signpost_store.scan(app.engine, app.settings.signposts)
+
+
+def scan_stories(app) -> None:
+    """Before a digest is built: thread and match the stories tagged since the last scan."""
+    thread_store.scan(app.engine)
+    match_signposts(app)
 
 
 def _build_and_send(app, start: datetime, end: datetime, now: datetime, force: bool = False):
     settings = app.settings
-    match_signposts(app)
+    scan_stories(app)
     digest = build_digest(app.engine, settings, app.taxonomy, start, end)
     if digest.empty and not settings.digest.send_empty:
         message_id = mailer.digest_message_id(start, end, settings.smtp.sender)

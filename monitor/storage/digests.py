@@ -25,7 +25,7 @@ from sqlalchemy import Connection, Engine, and_, distinct, exists, func, insert,
 
 from monitor.records import DigestRecord
 from monitor.storage.feeds import insert_ignoring_conflicts
-from monitor.storage.schema import article_labels, article_scores, articles, digests, entities, feeds
+from monitor.storage.schema import article_labels, article_scores, articles, digests, entities, feeds, story_threads
 
 # Entity labels that are values, not actors: never "most mentioned".
 VALUE_LABELS = ("DATE", "TIME", "CARDINAL", "ORDINAL", "QUANTITY", "PERCENT", "MONEY")
@@ -152,11 +152,15 @@ def article_entities(conn: Connection, article_ids: Iterable[int]) -> dict[int, 
 
 
 def label_story_counts(conn: Connection, start: datetime, end: datetime) -> dict[str, int]:
-    """label id -> distinct stories with that effective label fetched in [start, end)."""
+    """label id -> distinct new developments with that effective label fetched in [start, end):
+    stories that are not a follow-up in a developing thread (unthreaded stories count)."""
     query = (
         select(article_labels.c.label_id, func.count(distinct(CLUSTER_KEY)))
-        .select_from(articles.join(article_labels, article_labels.c.article_id == articles.c.id))
-        .where(_window(articles.c.fetched_at, start, end))
+        .select_from(
+            articles.join(article_labels, article_labels.c.article_id == articles.c.id)
+            .outerjoin(story_threads, story_threads.c.cluster_id == CLUSTER_KEY)
+        )
+        .where(_window(articles.c.fetched_at, start, end), func.coalesce(story_threads.c.is_new, True).is_(True))
         .group_by(article_labels.c.label_id)
     )
     return {label_id: count for label_id, count in conn.execute(query)}

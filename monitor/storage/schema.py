@@ -204,6 +204,19 @@ signpost_hits = Table(
     Index("ix_signpost_hits_fetched_at", "fetched_at"),
 )
 
+# Developing threads (monitor/threads.py): each story (cluster id) and the thread it
+# belongs to (the cluster id of the thread's first story).
+story_threads = Table(
+    "story_threads",
+    metadata,
+    Column("cluster_id", Integer, primary_key=True),
+    Column("thread_id", Integer, nullable=False),
+    Column("is_new", Boolean, nullable=False),  # a new development (the thread's first story) or a follow-up
+    Column("published_at", UTC_DATETIME, nullable=False),  # the story's, to find open threads by time
+    Index("ix_story_threads_thread", "thread_id"),
+    Index("ix_story_threads_published_at", "published_at"),
+)
+
 # How far an incremental scan over articles has got (e.g. signpost matching by tagged_at),
 # and a signature of the config it ran with: a changed config starts it over.
 scan_marks = Table(

@@ -16,15 +16,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, Engine, and_, delete, func, select, update
+from sqlalchemy import Connection, Engine, and_, delete, func, select
 
 from monitor.settings import SignpostSettings
 from monitor.signposts import match_article
+from monitor.storage import scans
 from monitor.storage.feeds import insert_ignoring_conflicts
-from monitor.storage.schema import article_labels, articles, entities, scan_marks, signpost_hits
+from monitor.storage.schema import article_labels, articles, entities, signpost_hits
 
 MARK = "signposts"
-_BATCH = 500
 
 
 @dataclass(frozen=True)
@@ -49,49 +49,9 @@ def signature(signposts: Sequence[SignpostSettings]) -> str:
 def scan(engine: Engine, signposts: Sequence[SignpostSettings]) -> int:
     """Match the articles tagged since the last scan; returns the hits added."""
     added = 0
-    with engine.begin() as conn:
-        cursor = (_start(conn, signature(signposts)), 0)
-    while True:
-        with engine.begin() as conn:
-            batch = _tagged_after(conn, *cursor)
-            if not batch:
-                return added
-            added += _match_batch(conn, signposts, batch)
-            cursor = (batch[-1].tagged_at, batch[-1].id)
-            conn.execute(update(scan_marks).where(scan_marks.c.name == MARK).values(mark=cursor[0]))
-        if len(batch) < _BATCH:
-            return added
-
-
-def _start(conn: Connection, current: str) -> datetime | None:
-    """Where this scan starts; a new or changed config starts from the beginning."""
-    row = conn.execute(select(scan_marks.c.mark, scan_marks.c.signature).where(scan_marks.c.name == MARK)).first()
-    if row is not None and row.signature == current:
-        return row.mark
-    conn.execute(delete(signpost_hits))
-    conn.execute(delete(scan_marks).where(scan_marks.c.name == MARK))
-    conn.execute(insert_ignoring_conflicts(conn, scan_marks).values(name=MARK, mark=None, signature=current))
-    return None
-
-
-def _tagged_after(conn: Connection, since: datetime | None, after_id: int):
-    """The next batch in (tagged_at, id) order. The stored mark is only a time, so a new
-    scan re-reads the rows tagged at exactly that time (harmless: hits are unique).
-    Two range queries rather than one OR, so each is a walk of ix_articles_tagged_at."""
-    # No "relevant" condition here: SQLite would walk the relevance index and sort; an
-    # article without labels fires nothing anyway (match_article).
-    columns = select(articles.c.id, articles.c.title, articles.c.text, articles.c.fetched_at, articles.c.tagged_at).where(
-        articles.c.tagged_at.is_not(None)
-    )
-    if since is None:
-        return conn.execute(columns.order_by(articles.c.tagged_at, articles.c.id).limit(_BATCH)).all()
-    same = conn.execute(
-        columns.where(articles.c.tagged_at == since, articles.c.id > after_id).order_by(articles.c.id).limit(_BATCH)
-    ).all()
-    later = conn.execute(
-        columns.where(articles.c.tagged_at > since).order_by(articles.c.tagged_at, articles.c.id).limit(_BATCH - len(same))
-    ).all() if len(same) < _BATCH else []
-    return same + later
+    for conn, batch in scans.batches(engine, MARK, signature(signposts), lambda conn: conn.execute(delete(signpost_hits))):
+        added += _match_batch(conn, signposts, batch)
+    return added
 
 
 def _match_batch(conn: Connection, signposts: Sequence[SignpostSettings], batch) -> int:

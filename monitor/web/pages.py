@@ -175,8 +175,10 @@ def article(request: Request, article_id: int):
     detail = browse.get_article(app.engine, article_id)
     if detail is None:
         return error_page(request, 404, f"There is no article with id {article_id}.")
+    from monitor.storage.threads import timeline
+
     return render(request, "article.html", nav="articles", detail=detail, **_article_view(app, detail),
-                  notice=request.query_params.get("changed", ""))
+                  notice=request.query_params.get("changed", ""), thread=timeline(app.engine, article_id))
 
 
 def _article_view(app, detail: browse.ArticleDetail) -> dict:

@@ -1,7 +1,7 @@
 """digest history, signposts, threads (issue 11)
 
-Signpost hits with their evidence, the incremental scan marks, and an index on
-articles.tagged_at for the scans. (The digest's rendered HTML and text were already on
+Signpost hits with their evidence, developing threads (story -> thread), the
+incremental scan marks, and an index on articles.tagged_at for the scans. (The digest's rendered HTML and text were already on
 the digests row since 0001.)
 
 Revision ID: 0004
@@ -38,9 +38,20 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('articles', schema=None) as batch_op:
         batch_op.create_index('ix_articles_tagged_at', ['tagged_at'], unique=False)
+    op.create_table('story_threads',
+    sa.Column('cluster_id', sa.Integer(), nullable=False),
+    sa.Column('thread_id', sa.Integer(), nullable=False),
+    sa.Column('is_new', sa.Boolean(), nullable=False),
+    sa.Column('published_at', sa.DateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('cluster_id', name=op.f('pk_story_threads'))
+    )
+    with op.batch_alter_table('story_threads', schema=None) as batch_op:
+        batch_op.create_index('ix_story_threads_thread', ['thread_id'], unique=False)
+        batch_op.create_index('ix_story_threads_published_at', ['published_at'], unique=False)
 
 
 def downgrade() -> None:
+    op.drop_table('story_threads')
     with op.batch_alter_table('articles', schema=None) as batch_op:
         batch_op.drop_index('ix_articles_tagged_at')
     op.drop_table('scan_marks')
