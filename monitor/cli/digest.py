@@ -13,6 +13,28 @@ from monitor.errors import InputError
 
 def register(cli: click.Group) -> None:
     cli.add_command(digest_command)
+    cli.add_command(index_command)
+
+
+@click.command("index")
+@click.option("--days", default=90, show_default=True, type=click.IntRange(1, 3650), help="How many days, ending today (UTC).")
+@click.option("--json", "as_json", is_flag=True, help="Print the series as JSON (one object per day).")
+@pass_ctx
+def index_command(ctx, days: int, as_json: bool) -> None:
+    """The tension index per day (docs/TENSION_INDEX.md): 50 is a usual day, higher is more strain."""
+    import json
+
+    from monitor import digest
+
+    series = digest.tension_series_for(ctx.app, datetime.now(timezone.utc).date(), days)
+    if as_json:
+        click.echo(json.dumps([
+            {"date": point.day.isoformat(), "index": point.value, "friction": point.friction, "mix": point.mix}
+            for point in series
+        ], indent=1))
+        return
+    for point in series:
+        click.echo(f"{point.day}  {point.value:5.1f}  friction {point.friction:.2f}  mix {point.mix:+.2f}")
 
 
 @click.command("digest")

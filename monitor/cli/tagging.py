@@ -308,6 +308,8 @@ def export(ctx, fmt: str, since: str | None, output: Path | None) -> None:
     from monitor.storage.tags import export_articles
 
     rows = export_articles(ctx.app.engine, _parse_since(since))
+    if fmt == "jsonl":
+        rows = _with_tension_index(ctx.app, rows, _parse_since(since))
     handle = output.open("w", encoding="utf-8", newline="") if output else sys.stdout
     try:
         count = _write_jsonl(handle, rows) if fmt == "jsonl" else _write_csv(handle, rows, ctx.app.taxonomy.ids)
@@ -316,6 +318,16 @@ def export(ctx, fmt: str, since: str | None, output: Path | None) -> None:
             handle.close()
     if output:
         click.echo(f"wrote {count} articles to {output}", err=True)
+
+
+def _with_tension_index(app, rows, since: datetime | None):
+    """Each row with the tension index of its publication day (UTC), docs/TENSION_INDEX.md."""
+    from monitor.digest import tension_by_day
+
+    index = tension_by_day(app, since)
+    for row in rows:
+        row["tension_index"] = index.get(datetime.fromisoformat(row["published_at"]).astimezone(timezone.utc).date())
+        yield row
 
 
 def _parse_since(value: str | None) -> datetime | None:

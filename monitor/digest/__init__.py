@@ -19,6 +19,8 @@ from monitor.digest.deliver import (
     send_digest_now,
     send_due_digest,
     send_rendered,
+    tension_by_day,
+    tension_series_for,
 )
 from monitor.digest.render import render, render_digest, subject_for
 from monitor.digest.window import digest_window, last_send_time, next_send_time
@@ -26,5 +28,5 @@ from monitor.digest.window import digest_window, last_send_time, next_send_time
 __all__ = [
     "Digest", "DigestStory", "EntityMove", "Movement", "Section", "SendOutcome", "Trend", "build_digest",
     "digest_window", "last_send_time", "match_signposts", "next_send_time", "preview_digest", "render", "render_digest",
-    "resend_digest", "scan_stories", "send_digest_now", "send_due_digest", "send_rendered", "subject_for",
+    "resend_digest", "scan_stories", "send_digest_now", "send_due_digest", "send_rendered", "subject_for", "tension_by_day", "tension_series_for",
 ]

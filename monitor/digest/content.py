@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, Engine
 
+from monitor import tension
 from monitor.settings import DigestSettings, Settings
 from monitor.storage import digests as store
 from monitor.storage import signposts as signpost_store
@@ -109,6 +110,20 @@ class SignpostStatus:
 
 
 @dataclass(frozen=True)
+class TensionSummary:
+    """The tension index for the window's middle (UTC) day, its recent series and the
+    stories of the window that moved it most (monitor/tension.py)."""
+
+    today: tension.IndexDay
+    series: list[tension.IndexDay]  # TREND_DAYS days ending today, oldest first
+    movers: list[DigestStory]  # up to TENSION_MOVERS listed stories, biggest weight first
+
+    @property
+    def change(self) -> float | None:
+        return round(self.today.value - self.series[-2].value, 1) if len(self.series) > 1 else None
+
+
+@dataclass(frozen=True)
 class Digest:
     window_start: datetime
     window_end: datetime
@@ -127,6 +142,7 @@ class Digest:
     active_feeds: int = 0
     model_versions: list[str] = field(default_factory=list)
     signposts: list[SignpostStatus] = field(default_factory=list)
+    tension: TensionSummary | None = None
 
     @property
     def empty(self) -> bool:
@@ -150,6 +166,7 @@ def build_digest(engine: Engine, settings: Settings, taxonomy: Taxonomy, window_
         history = _history_days(store.first_fetched_at(conn), trailing_start, window_start)
         trailing = store.label_story_counts(conn, trailing_start, window_start) if history else {}
         threads = thread_store.thread_info(conn, {row.cluster for row in rows})
+        sections = _sections(conn, taxonomy, rows, threads, window_start, window_end, ds)
         return Digest(
             window_start=window_start,
             window_end=window_end,
@@ -161,13 +178,14 @@ def build_digest(engine: Engine, settings: Settings, taxonomy: Taxonomy, window_
             spike_min_stories=ds.spike_min_stories,
             min_score=ds.min_score,
             movements=_movements(taxonomy, rows, threads, trailing, history, window_days, ds),
-            sections=_sections(conn, taxonomy, rows, threads, window_start, window_end, ds),
+            sections=sections,
             entities=_entities(conn, window_start, window_end, trailing_start, history, window_days),
             trends=_trends(conn, taxonomy, window_end, ZoneInfo(ds.timezone)),
             failing_feeds=store.failing_feeds(conn),
             active_feeds=store.active_feed_count(conn),
             model_versions=store.model_versions(conn, window_start, window_end),
             signposts=_signposts(conn, settings, taxonomy, window_start, window_end),
+            tension=_tension(conn, taxonomy, window_start, window_end, sections),
         )
 
 
@@ -290,6 +308,32 @@ def _signposts(conn, settings: Settings, taxonomy: Taxonomy, start: datetime, en
     ]
     never = datetime.min.replace(tzinfo=timezone.utc)
     return sorted(board, key=lambda s: (-s.in_window, -(s.last.fetched_at if s.last else never).timestamp()))
+
+
+TENSION_MOVERS = 3
+
+
+def tension_series(conn: Connection, taxonomy: Taxonomy, last_day: date, days: int) -> list[tension.IndexDay]:
+    """The tension index for ``days`` UTC days ending ``last_day``, oldest first."""
+    first = last_day - timedelta(days=days - 1)
+    start = datetime.combine(tension.first_day_needed(first), time(0), tzinfo=timezone.utc)
+    end = datetime.combine(last_day + DAY, time(0), tzinfo=timezone.utc)
+    counts = store.new_development_counts(conn, start, end)
+    frictions = [label.id for label in taxonomy.friction_points]
+    return tension.index_series(counts, frictions, [first + timedelta(days=k) for k in range(days)])
+
+
+def _tension(conn, taxonomy: Taxonomy, window_start: datetime, window_end: datetime, sections: list[Section]) -> TensionSummary:
+    # The UTC day in the middle of the window: a 07:00-to-07:00 digest is about the day before.
+    last_day = (window_start + (window_end - window_start) / 2).astimezone(timezone.utc).date()
+    series = tension_series(conn, taxonomy, last_day, TREND_DAYS)
+    today = series[-1]
+    frictions = [label.id for label in taxonomy.friction_points]
+    stories = [story for section in sections for story in section.stories if not story.follow_up]
+    weighted = sorted(
+        stories, key=lambda s: (-tension.story_weight(today, [label.id for label in s.labels], frictions), -s.significance)
+    )
+    return TensionSummary(today, series, weighted[:TENSION_MOVERS])
 
 
 def _entities(conn, window_start, window_end, trailing_start, history, window_days: float) -> list[EntityMove]:

@@ -29,7 +29,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -209,6 +209,29 @@ def send_digest_now(app, now: datetime, since=None, until=None, force: bool = Fa
 def match_signposts(app) -> int:
     """Bring the signpost hits up to date with the store; returns the hits added."""
     return signpost_store.scan(app.engine, app.settings.signposts)
+
+
+def tension_series_for(app, last_day, days: int):
+    """`index`, the trends page and export: the tension index per UTC day, threads up to date."""
+    from monitor.digest.content import tension_series
+
+    thread_store.scan(app.engine)
+    with app.engine.connect() as conn:
+        return tension_series(conn, app.taxonomy, last_day, days)
+
+
+MAX_EXPORT_DAYS = 3650
+
+
+def tension_by_day(app, since: datetime | None = None) -> dict:
+    """UTC day -> tension index over the days the stored articles were published (export)."""
+    with app.engine.connect() as conn:
+        span = store.published_span(conn, since)
+    if span is None:
+        return {}
+    first, last = (moment.astimezone(timezone.utc).date() for moment in span)
+    days = min((last - first).days + 1, MAX_EXPORT_DAYS)
+    return {point.day: point.value for point in tension_series_for(app, last, days)}
 
 
 def scan_stories(app) -> None:

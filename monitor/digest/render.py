@@ -95,6 +95,10 @@ def _helpers(digest: Digest) -> dict:
         blocks = "▁▂▃▄▅▆▇█"
         return "".join(blocks[min(7, round(c / peak * 7))] if peak and c else "·" for c in counts)
 
+    def index_spark(series) -> str:
+        blocks = "▁▂▃▄▅▆▇█"
+        return "".join(blocks[min(7, int(point.value / 100 * 8))] for point in series)
+
     def link(url: str) -> str | None:
         return url if urlsplit(url).scheme in ("http", "https") else None
 
@@ -102,7 +106,7 @@ def _helpers(digest: Digest) -> dict:
         return max(2, round(count / top * full)) if top and count else 0
 
     return {
-        "when": when, "day": day, "on": lambda moment: day(moment.astimezone(zone).date()), "number": number, "change": change, "bar": bar, "spark": spark, "link": link,
+        "when": when, "day": day, "on": lambda moment: day(moment.astimezone(zone).date()), "number": number, "change": change, "bar": bar, "spark": spark, "index_spark": index_spark, "link": link,
         "width": width, "edition": _edition(digest), "window_to": when(digest.window_end),
         "window_from": when(digest.window_start, year=digest.window_start.year != digest.window_end.year),
         "top_count": max((movement.count for movement in digest.movements), default=0),

@@ -253,7 +253,7 @@ def feed_choices(engine: Engine) -> list[tuple[int, str]]:
 def trend_counts(engine: Engine, days: int, today: date) -> dict[str, list[int]]:
     """Stories (clusters counted once) per label per day, oldest first, `days` days ending today (UTC)."""
     start = datetime.combine(today - timedelta(days=days - 1), datetime.min.time()).replace(tzinfo=timezone.utc)
-    day = _day_expr(engine.dialect.name, AL.c.published_at)
+    day = day_expr(engine.dialect.name, AL.c.published_at)
     stmt = (
         select(AL.c.label_id, day.label("day"), func.count(distinct(func.coalesce(A.c.cluster_id, A.c.id))))
         .join(A, A.c.id == AL.c.article_id)
@@ -269,7 +269,7 @@ def trend_counts(engine: Engine, days: int, today: date) -> dict[str, list[int]]
     return counts
 
 
-def _day_expr(dialect: str, column):
+def day_expr(dialect: str, column):
     # SQLite keeps naive UTC text; PostgreSQL keeps timestamptz, so name the zone explicitly
     # rather than trusting the session's TimeZone.
     if dialect == "postgresql":

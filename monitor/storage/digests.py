@@ -19,7 +19,7 @@ import json
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 
 from sqlalchemy import Connection, Engine, and_, distinct, exists, func, insert, select, update
 
@@ -166,6 +166,24 @@ def label_story_counts(conn: Connection, start: datetime, end: datetime) -> dict
     return {label_id: count for label_id, count in conn.execute(query)}
 
 
+def new_development_counts(conn: Connection, start: datetime, end: datetime) -> dict[tuple[str, date], int]:
+    """(label id, UTC day published) -> new developments (stories not a follow-up in a
+    thread) published in [start, end): the tension index's input."""
+    from monitor.storage.browse import day_expr
+
+    day = day_expr(conn.dialect.name, article_labels.c.published_at)
+    query = (
+        select(article_labels.c.label_id, day.label("day"), func.count(distinct(CLUSTER_KEY)))
+        .select_from(
+            article_labels.join(articles, articles.c.id == article_labels.c.article_id)
+            .outerjoin(story_threads, story_threads.c.cluster_id == CLUSTER_KEY)
+        )
+        .where(_window(article_labels.c.published_at, start, end), func.coalesce(story_threads.c.is_new, True).is_(True))
+        .group_by(article_labels.c.label_id, day)
+    )
+    return {(label_id, date.fromisoformat(str(day_text)[:10])): count for label_id, day_text, count in conn.execute(query)}
+
+
 def entity_counts(conn: Connection, start: datetime, end: datetime, keys: Iterable[str] | None = None) -> dict[str, int]:
     """entity key (canonical id, else lower-cased text) -> relevant articles naming it in [start, end)."""
     query = (
@@ -210,6 +228,15 @@ def label_publications(conn: Connection, label_ids: list[str], start: datetime, 
         .where(article_labels.c.label_id.in_(label_ids), _window(article_labels.c.published_at, start, end))
     )
     return [tuple(row) for row in conn.execute(query)]
+
+
+def published_span(conn: Connection, since: datetime | None = None) -> tuple[datetime, datetime] | None:
+    """(first, last) published_at of the stored articles (from ``since``), or None."""
+    query = select(func.min(articles.c.published_at), func.max(articles.c.published_at))
+    if since is not None:
+        query = query.where(articles.c.published_at >= since)
+    first, last = conn.execute(query).one()
+    return (first, last) if first is not None else None
 
 
 def first_fetched_at(conn: Connection) -> datetime | None:

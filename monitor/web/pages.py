@@ -233,7 +233,11 @@ def trends(request: Request):
         label.id: {days: present.bar_chart(longest.get(label.id, [0] * max(TREND_DAYS))[-days:], today) for days in TREND_DAYS}
         for label in app.taxonomy.labels
     }
-    return render(request, "trends.html", nav="trends", charts=charts, days=TREND_DAYS, today=today)
+    from monitor.digest import tension_series_for
+
+    series = tension_series_for(app, today, max(TREND_DAYS))
+    index = present.index_chart([point.value for point in series], today)
+    return render(request, "trends.html", nav="trends", charts=charts, days=TREND_DAYS, today=today, index=index)
 
 
 @router.get("/feeds")
