@@ -33,7 +33,7 @@ class DeliveryUncertain(Exception):
 
 def digest_message_id(window_start: datetime, window_end: datetime, sender: str) -> str:
     """The same Message-ID for the same window, so a retried or re-forced digest is recognisable."""
-    domain = sender.rpartition("@")[2].strip(" >") or "tension-monitor.invalid"
+    domain = domain_of(sender)
     stamp = "{:%Y%m%dT%H%M%SZ}"
     start = stamp.format(window_start.astimezone(timezone.utc))
     end = stamp.format(window_end.astimezone(timezone.utc))
@@ -42,17 +42,29 @@ def digest_message_id(window_start: datetime, window_end: datetime, sender: str)
 
 def build_message(digest: RenderedDigest, settings: Settings, now: datetime | None = None) -> EmailMessage:
     """multipart/alternative (text, then HTML) addressed to every recipient."""
+    message_id = digest_message_id(digest.window_start, digest.window_end, settings.smtp.sender)
+    return compose(digest.subject, digest.text, digest.html, settings.smtp.sender, settings.digest.recipients, message_id, now)
+
+
+def compose(
+    subject: str, text: str, html: str, sender: str, recipients: list[str], message_id: str, now: datetime | None = None
+) -> EmailMessage:
+    """A multipart/alternative message (text, then HTML) with a fixed Message-ID."""
     now = now or datetime.now(timezone.utc)
     msg = EmailMessage()
-    msg["Subject"] = digest.subject
-    msg["From"] = settings.smtp.sender
-    msg["To"] = ", ".join(settings.digest.recipients)
+    msg["Subject"] = subject
+    msg["From"] = sender
+    msg["To"] = ", ".join(recipients)
     msg["Date"] = format_datetime(now.astimezone(timezone.utc))
-    msg["Message-ID"] = digest_message_id(digest.window_start, digest.window_end, settings.smtp.sender)
+    msg["Message-ID"] = message_id
     msg["Auto-Submitted"] = "auto-generated"  # RFC 3834: vacation responders stay quiet
-    msg.set_content(digest.text, subtype="plain", charset="utf-8")
-    msg.add_alternative(digest.html, subtype="html", charset="utf-8")
+    msg.set_content(text, subtype="plain", charset="utf-8")
+    msg.add_alternative(html, subtype="html", charset="utf-8")
     return msg
+
+
+def domain_of(sender: str) -> str:
+    return sender.rpartition("@")[2].strip(" >") or "tension-monitor.invalid"
 
 
 def write_eml(msg: EmailMessage, path: Path) -> Path:

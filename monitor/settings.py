@@ -128,6 +128,29 @@ class _SignpostFile(_Section):
     signposts: list[SignpostSettings] = []
 
 
+class AlertSettings(_Section):
+    """Alerts that cannot wait for the digest: sent by the poll cycle that stores the story."""
+
+    recipients: list[str] = []  # mail through [smtp]
+    webhook_url: str = ""  # JSON POST
+    events: list[Literal["signpost", "spike"]] = ["signpost", "spike"]
+    max_per_hour: int = Field(10, ge=1, le=1000)  # more wait for the next hour, none are dropped
+    max_age_hours: float = Field(24.0, gt=0)  # stories fetched longer ago never alert (no flood after an upgrade)
+    max_attempts: int = Field(5, ge=1, le=50)  # failed sends retried on later cycles, then left failed
+    subject_prefix: str = "Tension Monitor alert"
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _http(cls, value: str) -> str:
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.recipients or self.webhook_url) and bool(self.events)
+
+
 class SmtpSettings(_Section):
     host: str = "localhost"
     port: int = Field(25, ge=1, le=65535)
@@ -175,6 +198,7 @@ class Settings(_Section):
     nlp: NlpSettings = NlpSettings()
     model: ModelSettings = ModelSettings()
     web: WebSettings = WebSettings()
+    alerts: AlertSettings = AlertSettings()
     signposts: list[SignpostSettings] = []  # from digest.signposts_path, filled at load time
     source_path: Path | None = None  # the file these settings came from
 

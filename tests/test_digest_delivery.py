@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import threading
+from contextlib import ExitStack
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -23,7 +24,7 @@ from monitor.storage import schema
 from monitor.storage.engine import make_engine
 from tests.conftest import REPO
 from tests.factories import SeedArticle, seed_articles
-from tests.test_mailer import Inbox, LoopbackController, smtp_toml
+from tests.test_mailer import Inbox, serving, smtp_toml
 
 UNTIL = (datetime.now(timezone.utc) - timedelta(hours=2)).replace(minute=0, second=0, microsecond=0)
 WINDOW = ["--since", (UNTIL - timedelta(days=1)).isoformat(), "--until", UNTIL.isoformat()]
@@ -51,18 +52,8 @@ class SlowInbox(Inbox):
 
 @pytest.fixture
 def server():
-    controllers = []
-
-    def start(inbox: SlowInbox) -> SlowInbox:
-        controller = LoopbackController(inbox)
-        controller.start()
-        inbox.port = controller.port
-        controllers.append(controller)
-        return inbox
-
-    yield start
-    for controller in controllers:
-        controller.stop()
+    with ExitStack() as stack:
+        yield lambda inbox: stack.enter_context(serving(inbox))
 
 
 def seeded_config(make_settings, store_url, port: int):

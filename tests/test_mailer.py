@@ -9,6 +9,7 @@ import email
 import json
 import shutil
 import subprocess
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from email import policy
@@ -71,14 +72,22 @@ class Inbox:
         return [email.message_from_bytes(e.original_content, policy=policy.default) for e in self.envelopes]
 
 
-@pytest.fixture
-def smtp():
-    inbox = Inbox()
+@contextmanager
+def serving(inbox: Inbox):
+    """A real SMTP server on 127.0.0.1 handing to ``inbox`` (its port set) while inside."""
     controller = LoopbackController(inbox)
     controller.start()
     inbox.port = controller.port
-    yield inbox
-    controller.stop()
+    try:
+        yield inbox
+    finally:
+        controller.stop()
+
+
+@pytest.fixture
+def smtp():
+    with serving(Inbox()) as inbox:
+        yield inbox
 
 
 def smtp_toml(port: int, digest: dict | None = None, smtp: dict | None = None) -> str:

@@ -162,10 +162,7 @@ def build_digest(engine: Engine, settings: Settings, taxonomy: Taxonomy, window_
     window_days = (window_end - window_start) / DAY
     with engine.connect() as conn:
         totals = store.window_totals(conn, window_start, window_end)
-        rows = store.window_labelled(conn, window_start, window_end)
-        history = _history_days(store.first_fetched_at(conn), trailing_start, window_start)
-        trailing = store.label_story_counts(conn, trailing_start, window_start) if history else {}
-        threads = thread_store.thread_info(conn, {row.cluster for row in rows})
+        rows, threads, movements, history = _window_movements(conn, taxonomy, ds, window_start, window_end)
         sections = _sections(conn, taxonomy, rows, threads, window_start, window_end, ds)
         return Digest(
             window_start=window_start,
@@ -177,7 +174,7 @@ def build_digest(engine: Engine, settings: Settings, taxonomy: Taxonomy, window_
             spike_ratio=ds.spike_ratio,
             spike_min_stories=ds.spike_min_stories,
             min_score=ds.min_score,
-            movements=_movements(taxonomy, rows, threads, trailing, history, window_days, ds),
+            movements=movements,
             sections=sections,
             entities=_entities(conn, window_start, window_end, trailing_start, history, window_days),
             trends=_trends(conn, taxonomy, window_end, ZoneInfo(ds.timezone)),
@@ -187,6 +184,23 @@ def build_digest(engine: Engine, settings: Settings, taxonomy: Taxonomy, window_
             signposts=_signposts(conn, settings, taxonomy, window_start, window_end),
             tension=_tension(conn, taxonomy, window_start, window_end, sections),
         )
+
+
+def window_movements(engine: Engine, settings: Settings, taxonomy: Taxonomy, start: datetime, end: datetime) -> list[Movement]:
+    """What moved in [start, end) against the trailing days (alerts check spikes with it)."""
+    with engine.connect() as conn:
+        return _window_movements(conn, taxonomy, settings.digest, start, end)[2]
+
+
+def _window_movements(conn, taxonomy: Taxonomy, ds: DigestSettings, start: datetime, end: datetime):
+    """(labelled rows, thread info, movements, days of history) for a window."""
+    trailing_start = start - timedelta(days=ds.trailing_days)
+    rows = store.window_labelled(conn, start, end)
+    history = _history_days(store.first_fetched_at(conn), trailing_start, start)
+    trailing = store.label_story_counts(conn, trailing_start, start) if history else {}
+    threads = thread_store.thread_info(conn, {row.cluster for row in rows})
+    movements = _movements(taxonomy, rows, threads, trailing, history, (end - start) / DAY, ds)
+    return rows, threads, movements, history
 
 
 def _history_days(first_fetched: datetime | None, trailing_start: datetime, window_start: datetime) -> float | None:

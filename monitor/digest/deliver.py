@@ -44,7 +44,6 @@ from monitor.records import DigestRecord, RenderedDigest
 from monitor.settings import Settings
 from monitor.storage import digests as store
 from monitor.storage import locks
-from monitor.storage import signposts as signpost_store
 from monitor.storage import threads as thread_store
 
 log = logging.getLogger(__name__)
@@ -206,9 +205,12 @@ def send_digest_now(app, now: datetime, since=None, until=None, force: bool = Fa
     return _build_and_send(app, start, end, now, force)
 
 
-def match_signposts(app) -> int:
-    """Bring the signpost hits up to date with the store; returns the hits added."""
-    return signpost_store.scan(app.engine, app.settings.signposts)
+def match_signposts(app, now: datetime | None = None) -> int:
+    """Bring the signpost hits up to date with the store (recording alerts for new hits
+    when they are on: whoever scans first records them); returns the hits added."""
+    from monitor import alerts
+
+    return alerts.match_signposts(app, now or datetime.now(timezone.utc))
 
 
 def tension_series_for(app, last_day, days: int):

@@ -18,7 +18,7 @@ from monitor.storage.feeds import insert_ignoring_conflicts
 from monitor.storage.schema import articles, scan_marks
 
 BATCH = 500
-COLUMNS = (articles.c.id, articles.c.title, articles.c.text, articles.c.published_at, articles.c.fetched_at,
+COLUMNS = (articles.c.id, articles.c.title, articles.c.url, articles.c.text, articles.c.published_at, articles.c.fetched_at,
            articles.c.cluster_id, articles.c.tagged_at)
 
 

@@ -217,6 +217,28 @@ story_threads = Table(
     Index("ix_story_threads_published_at", "published_at"),
 )
 
+# Alerts (monitor/alerts.py): one row per event and channel, sent at most once.
+alerts = Table(
+    "alerts",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("event_key", String(200), nullable=False, unique=True),  # channel:kind:what (e.g. email:signpost:buyout_offer:42)
+    Column("channel", String(16), nullable=False),  # email | webhook
+    Column("kind", String(16), nullable=False),  # signpost | spike
+    Column("subject", Text, nullable=False),
+    Column("text_body", Text, nullable=False),
+    Column("html", Text, nullable=False),
+    Column("payload", Text, nullable=False),  # the webhook's JSON
+    Column("article_id", Integer, ForeignKey("articles.id", ondelete="SET NULL")),
+    Column("status", String(16), nullable=False),  # pending | sent | failed | uncertain
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("last_error", Text),
+    Column("created_at", UTC_DATETIME, nullable=False),
+    Column("sent_at", UTC_DATETIME),
+    Index("ix_alerts_status_created", "status", "created_at"),
+    Index("ix_alerts_sent_at", "sent_at"),
+)
+
 # How far an incremental scan over articles has got (e.g. signpost matching by tagged_at),
 # and a signature of the config it ran with: a changed config starts it over.
 scan_marks = Table(

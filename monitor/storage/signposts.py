@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -46,15 +46,21 @@ def signature(signposts: Sequence[SignpostSettings]) -> str:
     return hashlib.sha256(dumped.encode()).hexdigest()[:64]
 
 
-def scan(engine: Engine, signposts: Sequence[SignpostSettings]) -> int:
-    """Match the articles tagged since the last scan; returns the hits added."""
+NewHitsHook = Callable[[Connection, list[dict]], None]
+
+
+def scan(engine: Engine, signposts: Sequence[SignpostSettings], on_new_hits: NewHitsHook | None = None) -> int:
+    """Match the articles tagged since the last scan; returns the hits added.
+
+    ``on_new_hits(conn, hits)`` runs in the transaction that stores them (alerts are
+    recorded with their hit, so a crash never leaves a hit without its alert)."""
     added = 0
     for conn, batch in scans.batches(engine, MARK, signature(signposts), lambda conn: conn.execute(delete(signpost_hits))):
-        added += _match_batch(conn, signposts, batch)
+        added += _match_batch(conn, signposts, batch, on_new_hits)
     return added
 
 
-def _match_batch(conn: Connection, signposts: Sequence[SignpostSettings], batch) -> int:
+def _match_batch(conn: Connection, signposts: Sequence[SignpostSettings], batch, on_new_hits: NewHitsHook | None) -> int:
     ids = [row.id for row in batch]
     labels: dict[int, set[str]] = defaultdict(set)
     for article_id, label_id in conn.execute(
@@ -68,15 +74,25 @@ def _match_batch(conn: Connection, signposts: Sequence[SignpostSettings], batch)
         )
     ):
         names[article_id].add(canonical)
+    by_id = {row.id: row for row in batch}
     rows = [
         {"article_id": row.id, "signpost_id": hit.signpost_id, "scenario": hit.scenario, "evidence": hit.evidence,
          "fetched_at": row.fetched_at}
         for row in batch
         for hit in match_article(signposts, row.title, row.text, labels[row.id], names[row.id])
     ]
-    if rows:
-        conn.execute(insert_ignoring_conflicts(conn, signpost_hits), rows)
-    return len(rows)
+    if not rows:
+        return 0
+    known = set(conn.execute(
+        select(signpost_hits.c.article_id, signpost_hits.c.signpost_id).where(signpost_hits.c.article_id.in_(ids))
+    ).all())
+    new = [row for row in rows if (row["article_id"], row["signpost_id"]) not in known]
+    if new:
+        conn.execute(insert_ignoring_conflicts(conn, signpost_hits), new)
+        if on_new_hits is not None:
+            on_new_hits(conn, [hit | {"title": by_id[hit["article_id"]].title, "url": by_id[hit["article_id"]].url,
+                                      "cluster": by_id[hit["article_id"]].cluster_id or hit["article_id"]} for hit in new])
+    return len(new)
 
 
 def board(conn: Connection, signpost_ids: Sequence[str], start: datetime, end: datetime) -> dict[str, FiredSignpost]:

@@ -280,6 +280,14 @@ def digests(request: Request):
     return render(request, "digests.html", nav="digest", history=history)
 
 
+@router.get("/alerts")
+def alerts_page(request: Request):
+    from monitor.storage.alerts import recent
+
+    app = request.app.state.monitor
+    return render(request, "alerts.html", nav="digest", alerts=recent(app.engine), enabled=app.settings.alerts.enabled)
+
+
 @router.get("/digests/{digest_id}")
 def stored_digest(request: Request, digest_id: int):
     found = _stored(request, digest_id)

@@ -1,6 +1,6 @@
 """digest history, signposts, threads (issue 11)
 
-Signpost hits with their evidence, developing threads (story -> thread), the
+Signpost hits with their evidence, developing threads (story -> thread), alerts, the
 incremental scan marks, and an index on articles.tagged_at for the scans. (The digest's rendered HTML and text were already on
 the digests row since 0001.)
 
@@ -49,8 +49,32 @@ def upgrade() -> None:
         batch_op.create_index('ix_story_threads_thread', ['thread_id'], unique=False)
         batch_op.create_index('ix_story_threads_published_at', ['published_at'], unique=False)
 
+    op.create_table('alerts',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('event_key', sa.String(length=200), nullable=False),
+    sa.Column('channel', sa.String(length=16), nullable=False),
+    sa.Column('kind', sa.String(length=16), nullable=False),
+    sa.Column('subject', sa.Text(), nullable=False),
+    sa.Column('text_body', sa.Text(), nullable=False),
+    sa.Column('html', sa.Text(), nullable=False),
+    sa.Column('payload', sa.Text(), nullable=False),
+    sa.Column('article_id', sa.Integer(), nullable=True),
+    sa.Column('status', sa.String(length=16), nullable=False),
+    sa.Column('attempts', sa.Integer(), nullable=False),
+    sa.Column('last_error', sa.Text(), nullable=True),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('sent_at', sa.DateTime(timezone=True), nullable=True),
+    sa.ForeignKeyConstraint(['article_id'], ['articles.id'], name=op.f('fk_alerts_article_id_articles'), ondelete='SET NULL'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_alerts')),
+    sa.UniqueConstraint('event_key', name=op.f('uq_alerts_event_key'))
+    )
+    with op.batch_alter_table('alerts', schema=None) as batch_op:
+        batch_op.create_index('ix_alerts_status_created', ['status', 'created_at'], unique=False)
+        batch_op.create_index('ix_alerts_sent_at', ['sent_at'], unique=False)
+
 
 def downgrade() -> None:
+    op.drop_table('alerts')
     op.drop_table('story_threads')
     with op.batch_alter_table('articles', schema=None) as batch_op:
         batch_op.drop_index('ix_articles_tagged_at')
