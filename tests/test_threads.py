@@ -131,7 +131,7 @@ def test_stories_are_marked_new_development_or_follow_up_with_the_threads_first_
     assert not deal.follow_up and deal.thread.is_new
     _subject, html, text = dg.render_digest(digest)
     assert "follow-up of a thread since Sun 7 Jun (5 stories)" in text and "new development" in text
-    assert "follow-up</b> of a thread since Sun 7 Jun" in html
+    assert "follow-up</b> since Sun 7 Jun" in html
 
 
 def test_scanning_again_changes_nothing_and_the_timeline_lists_the_thread(lawsuit_app):

@@ -75,6 +75,14 @@ def _helpers(digest: Digest) -> dict:
         local = moment.astimezone(zone)
         return f"{local:%a} {local.day} {local:%b}" + (f" {local.year}" if year else "") + f" {local:%H:%M}"
 
+    def short_when(moment: datetime) -> str:
+        """Weekday and time for a story inside the window (the header gives the dates);
+        older stories get their date."""
+        local = moment.astimezone(zone)
+        if digest.window_end - moment > timedelta(days=6):
+            return when(moment, year=local.year != digest.window_end.astimezone(zone).year)
+        return f"{local:%a %H:%M}"
+
     def day(value: date) -> str:
         return f"{value:%a} {value.day} {value:%b}"
 
@@ -106,7 +114,7 @@ def _helpers(digest: Digest) -> dict:
         return max(2, round(count / top * full)) if top and count else 0
 
     return {
-        "when": when, "day": day, "on": lambda moment: day(moment.astimezone(zone).date()), "number": number, "change": change, "bar": bar, "spark": spark, "index_spark": index_spark, "link": link,
+        "when": when, "short_when": short_when, "day": day, "on": lambda moment: day(moment.astimezone(zone).date()), "number": number, "change": change, "bar": bar, "spark": spark, "index_spark": index_spark, "link": link,
         "width": width, "edition": _edition(digest), "window_to": when(digest.window_end),
         "window_from": when(digest.window_start, year=digest.window_start.year != digest.window_end.year),
         "top_count": max((movement.count for movement in digest.movements), default=0),
@@ -115,6 +123,7 @@ def _helpers(digest: Digest) -> dict:
         "frictions": [s for s in digest.sections if s.label.kind == "friction_point"],
         "scenarios": [s for s in digest.sections if s.label.kind == "scenario"],
         "listed": _listed(digest),
+        "trend_of": {trend.label.id: trend for trend in digest.trends},
     }
 
 
