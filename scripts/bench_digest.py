@@ -7,7 +7,9 @@ spread over --days, as the pipeline would store them: every article with its 13 
 about 30% relevant with one or two effective labels, near-duplicate clusters, three
 entities each, a few failing feeds. Bulk inserts go straight through the DB-API
 (executemany in one transaction). Then it times build_digest (and rendering) for the
-last day's window and prints the numbers. Target: build under 1 s.
+last day's window and prints the numbers. Target: build under 1 s. Before timing, it
+runs the first (full) signpost and thread scans, as the first digest after an upgrade
+would, and prints how long they took.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ sys.path.insert(0, str(REPO))
 from monitor import digest as dg  # noqa: E402
 from monitor.settings import load_settings  # noqa: E402
 from monitor.storage import signposts as signpost_store  # noqa: E402
+from monitor.storage import threads as thread_store  # noqa: E402
 from monitor.storage.engine import open_store  # noqa: E402
 from monitor.taxonomy import LABEL_IDS, load_taxonomy  # noqa: E402
 
@@ -110,6 +113,9 @@ def main() -> None:
         began = time.perf_counter()
         signpost_store.scan(engine, settings.signposts)
         scan_seconds = time.perf_counter() - began
+        began = time.perf_counter()
+        threaded = thread_store.scan(engine)
+        thread_seconds = time.perf_counter() - began
         add_signpost_hits(engine, [signpost.id for signpost in settings.signposts])
         builds, renders = [], []
         for _run in range(args.runs):
@@ -127,6 +133,7 @@ def main() -> None:
           f"over {args.runs} runs (target < 1000 ms)")
     print(f"render_digest: median {statistics.median(renders) * 1000:.0f} ms")
     print(f"signpost scan of every stored article (first run, no hits in synthetic text): {scan_seconds:.1f} s")
+    print(f"thread scan of every stored article (first run): {thread_seconds:.1f} s, {threaded:,} stories threaded")
 
 
 def add_signpost_hits(engine, signpost_ids: list[str], every: int = 50) -> None:
