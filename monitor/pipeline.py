@@ -90,7 +90,18 @@ def run_cycle(
     poll_feeds(app, sources, now, report, progress, stop_event)
     if tag and not stop_event.is_set():
         report.tagged, report.tag_error = tag_untagged(app, stop_event, tagger=tagger)
+        send_alerts(app, now)
     return report
+
+
+def send_alerts(app, now: datetime) -> None:
+    """Alerts for what this cycle stored (monitor/alerts.py); a problem there never ends the cycle."""
+    from monitor.alerts import run_alerts
+
+    try:
+        run_alerts(app, now)
+    except Exception:
+        log.exception("alerts: not sent this cycle; they stay pending for the next")
 
 
 def poll_feeds(app, sources: list[FeedSource], now: datetime, report: CycleReport, progress, stop_event) -> None:

@@ -108,6 +108,8 @@ class DigestSettings(_Section):
     max_attempts: int = Field(4, ge=1, le=20)  # SMTP tries before a digest is left failed
     retry_base_seconds: float = Field(2.0, ge=0)  # delay before the 2nd try; doubles after
     items_per_section: int = Field(15, ge=1)
+    min_score: float = Field(0.5, ge=0, le=1)  # a story is listed when its strongest label scores at least this
+    signposts_path: Path = DATA_DIR / "config" / "signposts.toml"  # the scenario signposts (loaded into Settings.signposts)
 
     @field_validator("timezone")
     @classmethod
@@ -117,6 +119,59 @@ class DigestSettings(_Section):
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"unknown time zone {value!r}") from None
         return value
+
+
+class SignpostSettings(_Section):
+    """One scenario signpost: fires on a relevant stored article whose labels, entities and
+    one sentence match (monitor/signposts.py). Patterns are case-insensitive regexes."""
+
+    id: str = Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")
+    scenario: Literal["uneasy_alliance", "acquisition", "divergence", "new_ecosystem"]
+    name: str
+    labels: list[str] = []  # the article carries at least one of these effective labels (empty: any)
+    entities: list[str] = []  # the article names every one of these canonical entity ids
+    phrases: list[str] = Field(min_length=1)  # one sentence matches at least one of these...
+    require: list[str] = []  # ...and every one of these...
+    exclude: list[str] = []  # ...and none of these
+
+    @field_validator("phrases", "require", "exclude")
+    @classmethod
+    def _compiles(cls, patterns: list[str]) -> list[str]:
+        import re
+
+        for pattern in patterns:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"not a valid regular expression {pattern!r}: {exc}") from None
+        return patterns
+
+
+class _SignpostFile(_Section):
+    signposts: list[SignpostSettings] = []
+
+
+class AlertSettings(_Section):
+    """Alerts that cannot wait for the digest: sent by the poll cycle that stores the story."""
+
+    recipients: list[str] = []  # mail through [smtp]
+    webhook_url: str = ""  # JSON POST
+    events: list[Literal["signpost", "spike"]] = ["signpost", "spike"]
+    max_per_hour: int = Field(10, ge=1, le=1000)  # more wait for the next hour, none are dropped
+    max_age_hours: float = Field(24.0, gt=0)  # stories fetched longer ago never alert (no flood after an upgrade)
+    max_attempts: int = Field(5, ge=1, le=50)  # failed sends retried on later cycles, then left failed
+    subject_prefix: str = "Tension Monitor alert"
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _http(cls, value: str) -> str:
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.recipients or self.webhook_url) and bool(self.events)
 
 
 class SmtpSettings(_Section):
@@ -186,6 +241,8 @@ class Settings(_Section):
     nlp: NlpSettings = NlpSettings()
     model: ModelSettings = ModelSettings()
     web: WebSettings = WebSettings()
+    alerts: AlertSettings = AlertSettings()
+    signposts: list[SignpostSettings] = []  # from digest.signposts_path, filled at load time
     source_path: Path | None = None  # the file these settings came from
 
     def path(self, value: Path) -> Path:
@@ -256,16 +313,17 @@ def load_settings(path: Path, environ: Mapping[str, str] | None = None) -> Setti
         settings = Settings.model_validate({**raw, "source_path": str(path)})
     except ValidationError as exc:
         raise ConfigError(_first_problem(path, exc)) from None
-    _complete(settings, environ)
+    _complete(settings, environ, explicit_signposts="signposts_path" in (raw.get("digest") or {}))
     _check_feed_names(path, settings)
     return settings
 
 
-def _complete(settings: Settings, environ: Mapping[str, str]) -> None:
+def _complete(settings: Settings, environ: Mapping[str, str], explicit_signposts: bool = False) -> None:
     if settings.storage.url is None:
         settings.storage.url = default_store_url(environ)
     _fill_secrets(settings, environ)
     _resolve_file_feeds(settings)
+    settings.signposts = _load_signposts(settings, explicit=explicit_signposts)
 
 
 STARTER_HEADER = """\
@@ -287,6 +345,23 @@ def starter_config(store_url: str) -> str:
     shipped = (DATA_DIR / "config" / "monitor.toml").read_text(encoding="utf-8")
     body = shipped[shipped.index("# Feeds an analyst"):]
     return STARTER_HEADER.format(store=store_url.removeprefix("sqlite:///")) + body
+
+
+def _load_signposts(settings: Settings, explicit: bool) -> list[SignpostSettings]:
+    """The signposts file; a missing default file means no signposts, a missing named one is an error."""
+    path = settings.path(settings.digest.signposts_path)
+    if not path.exists() and not explicit:
+        return []
+    raw = read_toml(path, "signposts file not found (digest.signposts_path)")
+    try:
+        loaded = _SignpostFile.model_validate(raw).signposts
+    except ValidationError as exc:
+        raise ConfigError(_first_problem(path, exc)) from None
+    ids = [signpost.id for signpost in loaded]
+    duplicate = next((i for i in ids if ids.count(i) > 1), None)
+    if duplicate:
+        raise ConfigError(f"{path}: signposts: duplicate id {duplicate!r}")
+    return loaded
 
 
 def _refuse_inline_secrets(path: Path, raw: dict) -> None:

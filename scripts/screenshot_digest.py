@@ -3,10 +3,11 @@
     .venv/bin/python scripts/screenshot_digest.py [--out docs/digest.png] [--html out/digest-sample.html]
 
 Seeds a throwaway SQLite store with three weeks of invented stories (titles written for
-this script, not taken from any outlet), builds the digest for the last day, writes the
-HTML and opens it in `/usr/bin/chromium --headless` for a PNG. Needs `apt-get install
-chromium` (scripts/setup.sh --browser does it). No network: the page has no external
-resources and chromium's background networking is off.
+this script, not taken from any outlet), threads them and matches the shipped signposts,
+builds the digest for the last day, writes the HTML and screenshots the whole page in
+Debian's headless chromium (driven by Playwright) at a desktop width and at a 400 px
+phone width, printing each page height. Needs `apt-get install chromium`
+(scripts/setup.sh --browser does it). No network: the page has no external resources.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from __future__ import annotations
 import argparse
 import random
 import shutil
-import subprocess
 import sys
 import tempfile
 from datetime import datetime, timedelta, timezone
@@ -26,7 +26,9 @@ sys.path.insert(0, str(REPO))
 from sqlalchemy import update  # noqa: E402
 
 from monitor import digest as dg  # noqa: E402
-from monitor.settings import Settings  # noqa: E402
+from monitor.settings import load_settings  # noqa: E402
+from monitor.storage import signposts as signpost_store  # noqa: E402
+from monitor.storage import threads as thread_store  # noqa: E402
 from monitor.storage import schema  # noqa: E402
 from monitor.storage.engine import open_store  # noqa: E402
 from monitor.taxonomy import load_taxonomy  # noqa: E402
@@ -85,6 +87,11 @@ WINDOW = [
     (1, "OpenAI and Microsoft agree interim terms while restructuring talks continue", "Reuters",
      {"uneasy_alliance": 0.86, "control": 0.74}, [OA, MS, ALTMAN, NADELLA], None),
 ]
+SIGNPOST_STORY = SeedArticle(
+    "OpenAI signs $30bn Oracle compute deal that reaches beyond Azure", END - timedelta(hours=2, minutes=40),
+    {"cloud": 0.9, "divergence": 0.72, "new_ecosystem": 0.58}, source="Bloomberg", feed="Markets",
+    text="OpenAI signed a compute agreement with Oracle worth $30bn a year. The capacity sits beyond Azure, "
+         "in Oracle data centres in Texas and New Mexico.", entities=[OA, ORACLE, MS])
 OFF_TOPIC = ["Phone makers bet on foldables again", "Chip stocks rally on strong guidance", "Streaming price rises",
              "Retailers test checkout-free stores", "Electric car sales slow in Europe", "Smartwatch battery life tested"]
 SOURCES = ["Reuters", "Bloomberg", "CNBC", "The Verge", "WIRED", "TechCrunch", "GeekWire", "Ars Technica"]
@@ -115,8 +122,12 @@ def seed(engine) -> None:
         for label, rate in DAILY_RATE.items():
             for n in range(int(rate) + (rng.random() < rate % 1)):  # about `rate` stories a day
                 published = END - timedelta(days=day, hours=rng.randint(0, 20), minutes=n)
+                # History is only counted, never shown: distinct filler words keep each one
+                # its own development (real coverage would differ story by story).
+                filler = " ".join(f"w{rng.randrange(5000)}" for _ in range(8))
                 items.append(SeedArticle(
-                    f"{HISTORY_TOPICS[label]} (day -{day}, {n})", published, {label: round(rng.uniform(0.5, 0.8), 2)},
+                    f"{HISTORY_TOPICS[label].split()[0]} {filler}", published, {label: round(rng.uniform(0.5, 0.8), 2)},
+                    text=filler,
                     source=rng.choice(SOURCES), feed="History", entities=[rng.choice([MS, OA, AZURE, ALTMAN])],
                 ))
         for title in rng.sample(OFF_TOPIC, 3):
@@ -125,9 +136,10 @@ def seed(engine) -> None:
     seed_articles(engine, items, model_version="tension-2026.06.01-lr")
     window = [
         SeedArticle(title, END - timedelta(hours=hours, minutes=17), labels, source=source, feed=_feed(source),
-                    entities=entities, cluster_of=lead)
+                    entities=entities, cluster_of=lead, text=title)
         for hours, title, source, labels, entities, lead in WINDOW
     ]
+    window.append(SIGNPOST_STORY)
     window += [SeedArticle(f"{title} ({n})", END - timedelta(hours=2 + n), source="Gadget Weekly", feed="Tech")
                for n, title in enumerate(OFF_TOPIC * 4)]
     seed_articles(engine, window, model_version="tension-2026.06.01-lr")
@@ -141,31 +153,40 @@ def _feed(source: str) -> str:
             "CNBC": "Markets", "Financial Times": "Markets"}.get(source, "Tech")
 
 
-def screenshot(html_path: Path, png: Path, size: str) -> None:
+def screenshot(html_path: Path, png: Path, width: int) -> int:
+    """A full-page PNG at this viewport width; returns the page height in CSS pixels."""
+    from playwright.sync_api import sync_playwright
+
     chromium = shutil.which("chromium") or "/usr/bin/chromium"
     if not Path(chromium).exists():
         sys.exit("chromium not found: apt-get install -y chromium (or bash scripts/setup.sh --browser)")
     png.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory() as profile:
-        subprocess.run([
-            chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-            "--disable-background-networking", "--disable-component-update", "--disable-sync", "--hide-scrollbars",
-            f"--user-data-dir={profile}", f"--screenshot={png}", f"--window-size={size}", html_path.resolve().as_uri(),
-        ], check=True, capture_output=True, timeout=120)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox", "--disable-gpu", "--disable-quic",
+                                                                    "--disable-background-networking"])
+        page = browser.new_page(viewport={"width": width, "height": 900})
+        page.goto(html_path.resolve().as_uri())
+        height = page.evaluate("document.documentElement.scrollHeight")
+        page.screenshot(path=str(png), full_page=True)
+        browser.close()
+    return height
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "digest.png")
+    parser.add_argument("--phone", type=Path, default=REPO / "docs" / "digest-phone.png")
     parser.add_argument("--html", type=Path, help="also keep the rendered HTML here")
-    parser.add_argument("--size", default="1000,2400", help="chromium window size, WIDTH,HEIGHT")
-    parser.add_argument("--items", type=int, default=3, help="stories per section (digest.items_per_section)")
+    parser.add_argument("--width", type=int, default=700, help="desktop viewport width, CSS pixels")
+    parser.add_argument("--items", type=int, default=15, help="stories per section (digest.items_per_section)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         engine = open_store(f"sqlite:///{tmp}/sample.db")
         seed(engine)
-        settings = Settings(root=REPO)
+        settings = load_settings(REPO / "config" / "demo.toml", {})  # for the shipped signposts
         settings.digest.items_per_section = args.items
+        thread_store.scan(engine)
+        signpost_store.scan(engine, settings.signposts)
         taxonomy = load_taxonomy(settings.path(settings.model.taxonomy_path))
         digest = dg.build_digest(engine, settings, taxonomy, END - timedelta(days=1), END)
         subject, html, _text = dg.render_digest(digest)
@@ -173,8 +194,11 @@ def main() -> None:
         html_path = args.html or Path(tmp) / "digest.html"
         html_path.parent.mkdir(parents=True, exist_ok=True)
         html_path.write_text(html, encoding="utf-8")
-        screenshot(html_path, args.out, args.size)
-    print(f"{args.out}: {subject} ({len(html.encode()) // 1024} KiB of HTML)")
+        desktop = screenshot(html_path, args.out, args.width)
+        phone = screenshot(html_path, args.phone, 400)
+    listed = sum(len(section.stories) for section in digest.sections)
+    print(f"{subject}: {listed} stories listed, {len(html.encode()) // 1024} KiB of HTML")
+    print(f"{args.out}: {desktop} px tall at {args.width} px; {args.phone}: {phone} px tall at 400 px")
 
 
 if __name__ == "__main__":

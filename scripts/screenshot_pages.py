@@ -101,10 +101,11 @@ def record_sent_digest(app, start: datetime, end: datetime) -> None:
 
     rendered = digest.render(digest.build_digest(app.engine, app.settings, app.taxonomy, start, end))
     with app.engine.begin() as conn:
-        digest_id = digests.record_pending(
-            conn, window_start=start, window_end=end, message_id=f"<demo-{int(end.timestamp())}@example.com>",
-            subject=rendered.subject, recipients=app.settings.digest.recipients, html=rendered.html, text=rendered.text,
-            relevant_count=rendered.relevant_count, now=end)
+        digest_id = digests.ensure_row(
+            conn, window_start=start, window_end=end, message_id=f"<demo-{int(end.timestamp())}@example.com>", now=end)
+        digests.record_content(
+            conn, digest_id, subject=rendered.subject, recipients=app.settings.digest.recipients, html=rendered.html,
+            text=rendered.text, relevant_count=rendered.relevant_count)
         digests.mark_sent(conn, digest_id, end + timedelta(minutes=1))
 
 

@@ -117,8 +117,12 @@ def test_since_with_an_offset_is_converted_to_utc(run, config, tmp_path):
         (["--send", "--until", "2026-13-01"], "error: --until: not an ISO date or datetime: '2026-13-01'"),
         (["--send", "--until", "2999-01-01"], "error: --until 2999-01-01 00:00 UTC is in the future"),
         (["--send", "--since", "2026-06-02", "--until", "2026-06-01"], "error: empty window:"),
-        ([], "error: digest: give exactly one of --preview PATH or --send"),
+        ([], "error: digest: give exactly one of --preview PATH, --send or --resend [ID]"),
         (["--preview", "x.html", "--force"], "error: digest: --force only goes with --send"),
+        (["--send", "--force"], "error: digest: --force re-sends the window named by --since/--until"),
+        (["--resend", "abc"], "error: digest --resend: not a digest id: 'abc'"),
+        (["--resend", "99"], "error: digest --resend: no digest with id 99"),
+        (["--resend"], "error: digest --resend: no digest has been sent yet"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(args, message, run, config, smtp):
@@ -133,9 +137,27 @@ def test_plain_send_twice_mails_once_when_nothing_new_arrived(run, config, smtp)
     code, out, _ = run("--config", config, "digest", "--send")
     assert code == 0 and "nothing fetched since the last digest" in out
     assert len(smtp.envelopes) == 1
-    code, out, _ = run("--config", config, "digest", "--send", "--force")
-    assert code == 0 and out.startswith("sent to 2 recipients")
+    code, out, _ = run("--config", config, "digest", "--resend")
+    assert code == 0 and out.startswith("re-sent digest 1 to 2 recipients: Tension Monitor: 2 stories")
     assert len(smtp.envelopes) == 2
+
+
+def test_resend_mails_a_stored_digest_exactly_as_it_was_sent(run, config, smtp):
+    run("--config", config, "digest", "--send", *WINDOW)
+    run("--config", config, "digest", "--send", "--since", UNTIL.isoformat())  # a later, empty digest
+    assert len(smtp.envelopes) == 2
+    code, out, _ = run("--config", config, "digest", "--resend", "1")
+    assert code == 0 and out.startswith("re-sent digest 1")
+    first, again = smtp.messages[0], smtp.messages[2]
+    assert again["Message-ID"] == first["Message-ID"] and again["Subject"] == first["Subject"]
+    for kind in ("plain", "html"):
+        assert again.get_body((kind,)).get_content() == first.get_body((kind,)).get_content()
+
+
+def test_help_says_what_force_and_resend_do(run):
+    code, out, _ = run("digest", "--help")
+    flat = " ".join(out.split())
+    assert code == 0 and "re-send the window they name" in flat and "Send a stored digest again exactly" in flat
 
 
 def test_status_reports_the_digest_just_sent(run, config, smtp):

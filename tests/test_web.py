@@ -314,6 +314,30 @@ def test_digest_shows_last_sent_and_next(app, client):
     assert nxt.status_code == 200 and "<html" in nxt.text.lower()
 
 
+def test_digests_lists_every_digest_and_shows_each_as_sent(app, client):
+    with app.engine.begin() as conn:
+        for day, status in ((3, "sent"), (2, "uncertain"), (1, "sent")):
+            conn.execute(insert(schema.digests).values(
+                window_start=NOW - timedelta(days=day + 1), window_end=NOW - timedelta(days=day), status=status,
+                attempts=1, subject=f"Digest <i>{day}</i> days ago", message_id=f"<d{day}@test>",
+                recipients='["a@example.com"]', html=f"<html><body><h1>Sent {day} days ago</h1></body></html>",
+                text_body=f"TEXT {day} <days>", relevant_count=day, created_at=NOW - timedelta(days=day),
+                sent_at=NOW - timedelta(days=day) if status == "sent" else None))
+    page = client.get("/digests")
+    assert page.status_code == 200
+    subjects = [page.text.index(f"Digest &lt;i&gt;{day}&lt;/i&gt; days ago") for day in (1, 2, 3)]
+    assert subjects == sorted(subjects) and "uncertain" in page.text  # newest first, every state shown
+    ids = re.findall(r'href="/digests/(\d+)"', page.text)
+    assert len(ids) == 3
+    one = client.get(f"/digests/{ids[-1]}")
+    assert one.status_code == 200 and "TEXT 3 &lt;days&gt;" in one.text and f'src="/digests/{ids[-1]}/sent.html"' in one.text
+    frame = client.get(f"/digests/{ids[-1]}/sent.html")
+    assert "<h1>Sent 3 days ago</h1>" in frame.text and "sandbox" in frame.headers["content-security-policy"]
+    assert client.get("/digests/9999").status_code == 404
+    assert client.get("/digests/99999999999999999999").status_code in (404, 422)
+    assert client.get("/digests/9999/sent.html").status_code == 404
+
+
 def test_digest_page_without_any_digest(client):
     page = client.get("/digest")
     assert page.status_code == 200 and "No digest has been sent yet" in page.text

@@ -201,3 +201,20 @@ def test_dns_rebinding_page_cannot_read_or_correct(server):
             browser.close()
     with engine.connect() as conn:
         assert conn.execute(select(schema.corrections.c.id)).all() == []
+
+def test_open_a_past_digest_from_the_history(server, page):
+    base, engine, _ids = server
+    sent = datetime.now(timezone.utc) - timedelta(days=2)
+    with engine.begin() as conn:
+        conn.execute(schema.digests.insert().values(
+            window_start=sent - timedelta(days=1), window_end=sent, status="sent", attempts=1,
+            subject="Tension Monitor: 4 stories (two days ago)", message_id="<old@test>", recipients='["a@example.com"]',
+            html="<html><body><h1 id='past'>The digest of two days ago</h1></body></html>", text_body="TWO DAYS AGO",
+            relevant_count=4, created_at=sent, sent_at=sent))
+    page.goto(base + "/digests")
+    page.click("a:has-text('Tension Monitor: 4 stories (two days ago)')")
+    page.wait_for_url(re.compile(r".*/digests/\d+$"))
+    assert "TWO DAYS AGO" in page.locator("pre.mail-text").inner_text()
+    frame = page.frame_locator("iframe.mail")
+    assert frame.locator("#past").inner_text() == "The digest of two days ago"
+    assert page.errors == []

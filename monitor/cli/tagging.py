@@ -307,6 +307,8 @@ def export(ctx, fmt: str, since: str | None, output: Path | None) -> None:
     from monitor.storage.tags import export_articles
 
     rows = export_articles(ctx.app.engine, _parse_since(since))
+    if fmt == "jsonl":
+        rows = _with_tension_index(ctx.app, rows, _parse_since(since))
     try:
         count = _write_export(output, fmt, rows, ctx.app.taxonomy.ids)
     except OSError as exc:  # a missing folder, a full disk (/dev/full), no permission
@@ -325,6 +327,16 @@ def _write_export(output: Path | None, fmt: str, rows, label_ids: list[str]) -> 
         if output:
             handle.close()
     return count
+
+
+def _with_tension_index(app, rows, since: datetime | None):
+    """Each row with the tension index of its publication day (UTC), docs/TENSION_INDEX.md."""
+    from monitor.digest import tension_by_day
+
+    index = tension_by_day(app, since)
+    for row in rows:
+        row["tension_index"] = index.get(datetime.fromisoformat(row["published_at"]).astimezone(timezone.utc).date())
+        yield row
 
 
 def _parse_since(value: str | None) -> datetime | None:

@@ -273,7 +273,7 @@ def feed_choices(engine: Engine) -> list[tuple[int, str]]:
 def trend_counts(engine: Engine, days: int, today: date) -> dict[str, list[int]]:
     """Stories (clusters counted once) per label per day, oldest first, `days` days ending today (UTC)."""
     start = datetime.combine(today - timedelta(days=days - 1), datetime.min.time()).replace(tzinfo=timezone.utc)
-    day = _day_expr(engine.dialect.name, AL.c.published_at)
+    day = day_expr(engine.dialect.name, AL.c.published_at)
     # The story of each labelled row by primary-key lookup (a scalar subquery), not a
     # join: PostgreSQL would otherwise hash-join against a scan of every article, so the
     # cost would grow with the store instead of with the window (ix_article_labels_published).
@@ -293,7 +293,7 @@ def trend_counts(engine: Engine, days: int, today: date) -> dict[str, list[int]]
     return counts
 
 
-def _day_expr(dialect: str, column):
+def day_expr(dialect: str, column):
     # SQLite keeps naive UTC text; PostgreSQL keeps timestamptz, so name the zone explicitly
     # rather than trusting the session's TimeZone.
     if dialect == "postgresql":

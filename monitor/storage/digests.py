@@ -6,9 +6,11 @@ clusters (``articles.cluster_id``; an article without one is its own story). Eve
 is a range scan on an index, so a digest stays fast on a big store.
 
 Send records: one ``digests`` row per window, identified by its deterministic
-Message-ID. ``pending`` while trying, ``sent`` only after the SMTP server accepted the
-message, ``failed`` after the last try, ``skipped`` for an empty window that was not
-mailed (``digest.send_empty = false``).
+Message-ID. ``pending`` while trying, ``sent`` as soon as the SMTP server answered 250
+to DATA, ``failed`` after the last try, ``uncertain`` when the connection died between
+the message going out and the server's reply, ``skipped`` for an empty window that was
+not mailed (``digest.send_empty = false``). Who may send a row is decided by a claim in
+``locks`` (see monitor.digest.deliver), not here.
 """
 
 from __future__ import annotations
@@ -17,16 +19,19 @@ import json
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 
 from sqlalchemy import Connection, Engine, and_, distinct, exists, func, insert, select, update
 
 from monitor.records import DigestRecord
-from monitor.storage.schema import article_labels, article_scores, articles, digests, entities, feeds
+from monitor.storage.feeds import insert_ignoring_conflicts
+from monitor.storage.schema import article_labels, article_scores, articles, digests, entities, feeds, story_threads
 
 # Entity labels that are values, not actors: never "most mentioned".
 VALUE_LABELS = ("DATE", "TIME", "CARDINAL", "ORDINAL", "QUANTITY", "PERCENT", "MONEY")
-DONE_STATUSES = ("sent", "skipped")  # a window in one of these is covered: the next starts at its end
+# A window in one of these is covered: the next starts at its end. "uncertain" (the
+# message went out, the server's reply was lost) counts: it was most likely delivered.
+DONE_STATUSES = ("sent", "skipped", "uncertain")
 _CHUNK = 500  # ids per IN (...) list
 
 CLUSTER_KEY = func.coalesce(articles.c.cluster_id, articles.c.id)
@@ -147,14 +152,36 @@ def article_entities(conn: Connection, article_ids: Iterable[int]) -> dict[int, 
 
 
 def label_story_counts(conn: Connection, start: datetime, end: datetime) -> dict[str, int]:
-    """label id -> distinct stories with that effective label fetched in [start, end)."""
+    """label id -> distinct new developments with that effective label fetched in [start, end):
+    stories that are not a follow-up in a developing thread (unthreaded stories count)."""
     query = (
         select(article_labels.c.label_id, func.count(distinct(CLUSTER_KEY)))
-        .select_from(articles.join(article_labels, article_labels.c.article_id == articles.c.id))
-        .where(_window(articles.c.fetched_at, start, end))
+        .select_from(
+            articles.join(article_labels, article_labels.c.article_id == articles.c.id)
+            .outerjoin(story_threads, story_threads.c.cluster_id == CLUSTER_KEY)
+        )
+        .where(_window(articles.c.fetched_at, start, end), func.coalesce(story_threads.c.is_new, True).is_(True))
         .group_by(article_labels.c.label_id)
     )
     return {label_id: count for label_id, count in conn.execute(query)}
+
+
+def new_development_counts(conn: Connection, start: datetime, end: datetime) -> dict[tuple[str, date], int]:
+    """(label id, UTC day published) -> new developments (stories not a follow-up in a
+    thread) published in [start, end): the tension index's input."""
+    from monitor.storage.browse import day_expr
+
+    day = day_expr(conn.dialect.name, article_labels.c.published_at)
+    query = (
+        select(article_labels.c.label_id, day.label("day"), func.count(distinct(CLUSTER_KEY)))
+        .select_from(
+            article_labels.join(articles, articles.c.id == article_labels.c.article_id)
+            .outerjoin(story_threads, story_threads.c.cluster_id == CLUSTER_KEY)
+        )
+        .where(_window(article_labels.c.published_at, start, end), func.coalesce(story_threads.c.is_new, True).is_(True))
+        .group_by(article_labels.c.label_id, day)
+    )
+    return {(label_id, date.fromisoformat(str(day_text)[:10])): count for label_id, day_text, count in conn.execute(query)}
 
 
 def entity_counts(conn: Connection, start: datetime, end: datetime, keys: Iterable[str] | None = None) -> dict[str, int]:
@@ -201,6 +228,15 @@ def label_publications(conn: Connection, label_ids: list[str], start: datetime, 
         .where(article_labels.c.label_id.in_(label_ids), _window(article_labels.c.published_at, start, end))
     )
     return [tuple(row) for row in conn.execute(query)]
+
+
+def published_span(conn: Connection, since: datetime | None = None) -> tuple[datetime, datetime] | None:
+    """(first, last) published_at of the stored articles (from ``since``), or None."""
+    query = select(func.min(articles.c.published_at), func.max(articles.c.published_at))
+    if since is not None:
+        query = query.where(articles.c.published_at >= since)
+    first, last = conn.execute(query).one()
+    return (first, last) if first is not None else None
 
 
 def first_fetched_at(conn: Connection) -> datetime | None:
@@ -255,28 +291,30 @@ def find_digest(conn: Connection, message_id: str) -> DigestRecord | None:
     return _record(row) if row else None
 
 
-def record_pending(
-    conn: Connection, *, window_start: datetime, window_end: datetime, message_id: str, subject: str,
-    recipients: list[str], html: str, text: str, relevant_count: int, now: datetime,
-) -> int:
-    """Insert (or reset to pending) the row for this window with the content about to be sent.
+def ensure_row(conn: Connection, *, window_start: datetime, window_end: datetime, message_id: str, now: datetime) -> int:
+    """The id of this window's row, inserted as ``pending`` if absent. Two senders racing
+    here both get the one row (the Message-ID is unique; the loser's insert is ignored)."""
+    conn.execute(insert_ignoring_conflicts(conn, digests).values(
+        window_start=window_start, window_end=window_end, message_id=message_id, status="pending",
+        attempts=0, created_at=now,
+    ))
+    return conn.execute(select(digests.c.id).where(digests.c.message_id == message_id)).scalar_one()
 
-    A row already ``sent`` (a forced resend) stays ``sent``: it was delivered once.
-    """
-    values = dict(
-        window_start=window_start, window_end=window_end, subject=subject,
-        recipients=json.dumps(recipients), html=html, text_body=text, relevant_count=relevant_count,
-    )
-    existing = conn.execute(select(digests.c.id, digests.c.status).where(digests.c.message_id == message_id)).first()
-    if existing is not None:
-        status = {} if existing.status == "sent" else {"status": "pending"}
-        conn.execute(update(digests).where(digests.c.id == existing.id).values(**values, **status))
-        return existing.id
-    inserted = conn.execute(
-        insert(digests).values(message_id=message_id, status="pending", attempts=0, created_at=now, **values)
-    ).inserted_primary_key
-    assert inserted is not None  # a single-row insert always has one
-    return inserted[0]
+
+def find_digest_by_id(conn: Connection, digest_id: int) -> DigestRecord | None:
+    row = conn.execute(select(*_RECORD_COLUMNS).where(digests.c.id == digest_id)).first()
+    return _record(row) if row else None
+
+
+def record_content(
+    conn: Connection, digest_id: int, *, subject: str, recipients: list[str], html: str, text: str,
+    relevant_count: int, status: str | None = None,
+) -> None:
+    """Store what is about to be sent (the history shows a digest exactly as sent)."""
+    values = dict(subject=subject, recipients=json.dumps(recipients), html=html, text_body=text, relevant_count=relevant_count)
+    if status is not None:
+        values["status"] = status
+    conn.execute(update(digests).where(digests.c.id == digest_id).values(**values))
 
 
 def record_attempt(conn: Connection, digest_id: int, now: datetime) -> None:
@@ -290,6 +328,13 @@ def record_failure(conn: Connection, digest_id: int, error: str, final: bool) ->
     conn.execute(update(digests).where(digests.c.id == digest_id).values(last_error=error[:2000]))
     if final:
         conn.execute(update(digests).where(digests.c.id == digest_id, digests.c.status != "sent").values(status="failed"))
+
+
+def mark_uncertain(conn: Connection, digest_id: int, error: str) -> None:
+    """The message went out but the server's reply never came: it may have been delivered.
+    Never retried on its own (a retry could deliver a second copy); a sent row stays sent."""
+    conn.execute(update(digests).where(digests.c.id == digest_id).values(last_error=error[:2000]))
+    conn.execute(update(digests).where(digests.c.id == digest_id, digests.c.status != "sent").values(status="uncertain"))
 
 
 def mark_sent(conn: Connection, digest_id: int, now: datetime, note: str | None = None) -> None:
@@ -337,3 +382,22 @@ def digest_bodies(engine: Engine, digest_id: int) -> tuple[str | None, str | Non
     with engine.connect() as conn:
         row = conn.execute(select(digests.c.html, digests.c.text_body).where(digests.c.id == digest_id)).first()
     return (row.html, row.text_body) if row else (None, None)
+
+
+def digest_history(engine: Engine, limit: int = 500) -> list[DigestRecord]:
+    """Every digest row but skipped empty windows, newest window first (the /digests page)."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(*_RECORD_COLUMNS).where(digests.c.status != "skipped")
+            .order_by(digests.c.window_end.desc(), digests.c.id.desc()).limit(limit)
+        ).all()
+    return [_record(row) for row in rows]
+
+
+def stored_digest(engine: Engine, digest_id: int) -> tuple[DigestRecord, str | None, str | None] | None:
+    """(record, html, text) of one digest row as it was sent (or last tried), or None."""
+    with engine.connect() as conn:
+        record = find_digest_by_id(conn, digest_id)
+    if record is None:
+        return None
+    return (record, *digest_bodies(engine, digest_id))

@@ -132,6 +132,7 @@ articles = Table(
     # Only the untagged articles, oldest first: finding the next batch to tag costs the
     # same at 10k and 1M stored articles (migration 0005).
     Index("ix_articles_untagged", "id", postgresql_where=text("tagged_at IS NULL"), sqlite_where=text("tagged_at IS NULL")),
+    Index("ix_articles_tagged_at", "tagged_at"),
 )
 
 # Every feed an article appeared in (the same item in two feeds is stored once).
@@ -225,6 +226,64 @@ store_counts = Table(
     Column("name", String(32), primary_key=True),
     Column("shard", Integer, primary_key=True),
     Column("value", BigInteger, nullable=False),
+)
+
+# Scenario signposts an article fired (config/signposts.toml), with the evidence sentence.
+signpost_hits = Table(
+    "signpost_hits",
+    metadata,
+    Column("article_id", Integer, ForeignKey("articles.id", ondelete="CASCADE"), primary_key=True),
+    Column("signpost_id", String(64), primary_key=True),
+    Column("scenario", String(32), nullable=False),
+    Column("evidence", Text, nullable=False),
+    Column("fetched_at", UTC_DATETIME, nullable=False),  # the article's, for window queries
+    Index("ix_signpost_hits_signpost_fetched", "signpost_id", "fetched_at"),
+    Index("ix_signpost_hits_fetched_at", "fetched_at"),
+)
+
+# Developing threads (monitor/threads.py): each story (cluster id) and the thread it
+# belongs to (the cluster id of the thread's first story).
+story_threads = Table(
+    "story_threads",
+    metadata,
+    Column("cluster_id", Integer, primary_key=True),
+    Column("thread_id", Integer, nullable=False),
+    Column("is_new", Boolean, nullable=False),  # a new development (the thread's first story) or a follow-up
+    Column("published_at", UTC_DATETIME, nullable=False),  # the story's, to find open threads by time
+    Index("ix_story_threads_thread", "thread_id"),
+    Index("ix_story_threads_published_at", "published_at"),
+)
+
+# Alerts (monitor/alerts.py): one row per event and channel, sent at most once.
+alerts = Table(
+    "alerts",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("event_key", String(200), nullable=False, unique=True),  # channel:kind:what (e.g. email:signpost:buyout_offer:42)
+    Column("channel", String(16), nullable=False),  # email | webhook
+    Column("kind", String(16), nullable=False),  # signpost | spike
+    Column("subject", Text, nullable=False),
+    Column("text_body", Text, nullable=False),
+    Column("html", Text, nullable=False),
+    Column("payload", Text, nullable=False),  # the webhook's JSON
+    Column("article_id", Integer, ForeignKey("articles.id", ondelete="SET NULL")),
+    Column("status", String(16), nullable=False),  # pending | sent | failed | uncertain
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("last_error", Text),
+    Column("created_at", UTC_DATETIME, nullable=False),
+    Column("sent_at", UTC_DATETIME),
+    Index("ix_alerts_status_created", "status", "created_at"),
+    Index("ix_alerts_sent_at", "sent_at"),
+)
+
+# How far an incremental scan over articles has got (e.g. signpost matching by tagged_at),
+# and a signature of the config it ran with: a changed config starts it over.
+scan_marks = Table(
+    "scan_marks",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("mark", UTC_DATETIME),
+    Column("signature", String(64), nullable=False),
 )
 
 # One row per lock name; a daemon holds it while its heartbeat is fresh.

@@ -180,8 +180,10 @@ def article(request: Request, article_id: int):
     detail = browse.get_article(app.engine, article_id)
     if detail is None:
         return error_page(request, 404, f"There is no article with id {article_id}.")
+    from monitor.storage.threads import timeline
+
     return render(request, "article.html", nav="articles", detail=detail, **_article_view(app, detail),
-                  notice=request.query_params.get("changed", ""))
+                  notice=request.query_params.get("changed", ""), thread=timeline(app.engine, article_id))
 
 
 def _article_view(app, detail: browse.ArticleDetail) -> dict:
@@ -273,7 +275,11 @@ def trends(request: Request):
         label.id: {days: present.bar_chart(longest.get(label.id, [0] * max(TREND_DAYS))[-days:], today) for days in TREND_DAYS}
         for label in app.taxonomy.labels
     }
-    return render(request, "trends.html", nav="trends", charts=charts, days=TREND_DAYS, today=today)
+    from monitor.digest import tension_series_for
+
+    series = tension_series_for(app, today, max(TREND_DAYS))
+    index = present.index_chart([point.value for point in series], today)
+    return render(request, "trends.html", nav="trends", charts=charts, days=TREND_DAYS, today=today, index=index)
 
 
 @router.get("/feeds")
@@ -308,8 +314,49 @@ def digest_next_frame(request: Request):
     return _digest_frame(preview.html)
 
 
-def _digest_frame(html: str) -> Response:
+@router.get("/digests")
+def digests(request: Request):
+    from monitor.storage.digests import digest_history
+
+    history = digest_history(request.app.state.monitor.engine)
+    return render(request, "digests.html", nav="digest", history=history)
+
+
+@router.get("/alerts")
+def alerts_page(request: Request):
+    from monitor.storage.alerts import recent
+
+    app = request.app.state.monitor
+    return render(request, "alerts.html", nav="digest", alerts=recent(app.engine), enabled=app.settings.alerts.enabled)
+
+
+@router.get("/digests/{digest_id}")
+def stored_digest(request: Request, digest_id: int):
+    found = _stored(request, digest_id)
+    if found is None:
+        return error_page(request, 404, f"There is no digest with id {digest_id}.")
+    record, html, text = found
+    return render(request, "digest_stored.html", nav="digest", record=record, has_html=html is not None, text=text)
+
+
+@router.get("/digests/{digest_id}/sent.html")
+def stored_digest_frame(request: Request, digest_id: int):
+    found = _stored(request, digest_id)
+    if found is None or found[1] is None:
+        return _digest_frame("<p>This digest has no stored HTML.</p>", status=404)
+    return _digest_frame(found[1])
+
+
+def _stored(request: Request, digest_id: int):
+    from monitor.storage.digests import stored_digest as find
+
+    if digest_id > 2**31 - 1:  # beyond the id column: no such row (PostgreSQL would refuse the query)
+        return None
+    return find(request.app.state.monitor.engine, digest_id)
+
+
+def _digest_frame(html: str, status: int = 200) -> Response:
     # Our own rendered e-mail, shown in a sandboxed frame with a policy of its own.
     from monitor.web.security import DIGEST_CSP
 
-    return HTMLResponse(html, headers={"content-security-policy": DIGEST_CSP, "x-frame-options": "SAMEORIGIN"})
+    return HTMLResponse(html, status_code=status, headers={"content-security-policy": DIGEST_CSP, "x-frame-options": "SAMEORIGIN"})

@@ -118,3 +118,22 @@ def bar_chart(counts: list[int], last_day: date, width: int = 420, height: int =
         h = 0.0 if not peak else max(1.5, (height - 2) * n / peak) if n else 0.0
         bars.append(Bar(round(i * step, 2), round(height - h, 2), round(step - gap, 2), round(h, 2), first + timedelta(days=i), n))
     return Chart(width, height, bars, sum(counts), peak, first, last_day)
+
+
+@dataclass(frozen=True)
+class IndexChart:
+    width: int
+    height: int
+    points: str  # SVG polyline points, oldest left, 0..100 mapped to the full height
+    middle: float  # y of the usual-day line (50)
+    first_day: date
+    last_day: date
+    latest: float
+
+
+def index_chart(values: list[float], last_day: date, width: int = 860, height: int = 80) -> IndexChart:
+    """The tension index per day as a line on a fixed 0-100 scale, with the usual day (50) marked."""
+    step = width / max(len(values) - 1, 1)
+    points = " ".join(f"{round(i * step, 1)},{round(height - height * v / 100, 1)}" for i, v in enumerate(values))
+    first = last_day - timedelta(days=len(values) - 1)
+    return IndexChart(width, height, points, height / 2, first, last_day, values[-1] if values else 50.0)

@@ -128,6 +128,7 @@ def next_digest(app: App, now: datetime) -> RenderedDigest:
     from monitor import digest
 
     start, end = digest.digest_window(app.engine, now)
+    digest.scan_stories(app)
     return digest.render(digest.build_digest(app.engine, app.settings, app.taxonomy, start, end))
 
 
