@@ -27,6 +27,7 @@ import logging
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from monitor.errors import ModelError
 from monitor.records import Entity, LabelScore, TagResult
@@ -80,16 +81,16 @@ class Classifier:
     """The fitted members (word model, optional encoder head), how their scores combine and
     are calibrated, the per-label thresholds and the model card."""
 
-    pipeline: object
+    pipeline: Any  # a fitted scikit-learn pipeline or its numpy form (LinearTfidf)
     label_ids: list[str]
     thresholds: dict[str, float]
     model_version: str
     card: dict = field(default_factory=dict)
     scoring: Scoring = field(default_factory=lambda: Scoring())
-    slopes: object = 1.0  # Platt scaling per label (identity by default)
-    intercepts: object = 0.0
+    slopes: Any = 1.0  # Platt scaling per label (identity by default)
+    intercepts: Any = 0.0
     head: EncoderHead | None = None
-    encoder: object | None = None  # monitor.encoder.SentenceEncoder when the head is used
+    encoder: Any = None  # monitor.encoder.SentenceEncoder when the head is used
     review_band: float = 0.0
 
     def predict_proba(self, rows):
@@ -254,13 +255,13 @@ class EncoderHead:
 class TextScores:
     """Every score the classifier computed for a batch of texts (numpy arrays)."""
 
-    doc: object  # (n, labels) word model on the whole text
+    doc: Any  # (n, labels) numpy: word model on the whole text
     passages: list[list[Passage]]
-    passage_rows: object  # (total passages, labels) word model on each passage
+    passage_rows: Any  # (total passages, labels) word model on each passage
     owners: list[int]  # text index of each passage row
-    best_passage: object  # (n, labels)
-    meaning: object | None  # (n, labels) encoder head, or None
-    probability: object  # (n, labels) calibrated
+    best_passage: Any  # (n, labels)
+    meaning: Any  # (n, labels) encoder head, or None
+    probability: Any  # (n, labels) calibrated
 
 
 def score_texts(classifier: Classifier, texts: list[str], sentence_lists: list[list[str]],

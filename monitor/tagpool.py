@@ -14,12 +14,13 @@ import os
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
+from typing import Any, NamedTuple
 
 from monitor.records import TagResult
 
 Items = list[tuple[str, str]]  # (title, text) pairs
 
-_worker_app = None  # the App a worker process loaded its model into, once
+_worker_app: Any = None  # the model a worker process loaded, once
 
 
 def default_processes() -> int:
@@ -90,14 +91,26 @@ def _tag_with(app, items: Items) -> list[TagResult]:
     return tag_texts(app.nlp, app.classifier, items)
 
 
+class _WorkerModel(NamedTuple):
+    """What a tagging process needs of an App: the spaCy pipeline and the classifier."""
+
+    nlp: Any
+    classifier: Any
+
+
 def _load_model(settings) -> None:
-    from monitor.app import App
+    """Load both once, before the first batch. The parent has made sure the artefact
+    exists (training it if needed), so a worker only loads."""
+    from monitor.classify import load_model
+    from monitor.entities import load_pipeline
     from monitor.pipeline import _worker_setup
+    from monitor.taxonomy import load_taxonomy
 
     global _worker_app
     _worker_setup()  # leave SIGINT/SIGTERM to the parent; exit when it dies
-    _worker_app = App(settings)
-    _worker_app.nlp, _worker_app.classifier  # noqa: B018 - load both before the first batch
+    taxonomy = load_taxonomy(settings.path(settings.model.taxonomy_path))
+    _worker_app = _WorkerModel(load_pipeline(settings.nlp, settings.path(settings.nlp.entities_path)),
+                               load_model(settings, taxonomy))
 
 
 def _tag_in_worker(items: Items) -> list[TagResult]:

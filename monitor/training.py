@@ -22,8 +22,12 @@ import zipfile
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from monitor.errors import InputError, MonitorError
+
+if TYPE_CHECKING:
+    from monitor.classify import Classifier
 
 log = logging.getLogger(__name__)
 
@@ -145,7 +149,7 @@ class Prepared:
 
     texts: list[str]
     sentences: list[list[str]]
-    embeddings: object | None = None
+    embeddings: Any = None  # numpy (n, 384) or None
 
 
 def prepare(nlp, rows: list[dict], encoder=None, cache: Path | None = None) -> Prepared:
@@ -281,9 +285,9 @@ class MemberScores:
     """Each member's score of each text: word model on the text and on its best passage,
     encoder head (None when unused)."""
 
-    doc: object
-    best_passage: object
-    meaning: object | None
+    doc: Any
+    best_passage: Any
+    meaning: Any
 
     def raw(self, scoring):
         return scoring.raw(self.doc, self.best_passage, self.meaning)
@@ -449,7 +453,7 @@ def metrics(Y, P, label_ids: list[str]) -> dict:
 class Fitted:
     """A fitted classifier with the cross-validation that chose its thresholds."""
 
-    classifier: object  # classify.Classifier
+    classifier: Classifier
     cv: dict
     calibration_error: dict[str, float]
 

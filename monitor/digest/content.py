@@ -300,7 +300,7 @@ def _story(lead, cluster_rows, members: list[tuple[int, str]], taxonomy: Taxonom
     for row in cluster_rows:
         strengths[row.label_id] = max(strengths.get(row.label_id, 0.0), _strength(row))
     by_id = {label.id: label for label in _labels(taxonomy)}
-    labels = [by_id[label_id] for label_id in sorted(strengths, key=lambda l: (-strengths[l], l)) if label_id in by_id]
+    labels = [by_id[label_id] for label_id in sorted(strengths, key=lambda name: (-strengths[name], name)) if label_id in by_id]
     labels.sort(key=lambda label: label.id != lead.label_id)  # the section's label first
     novel = min(row.published_at for row in cluster_rows) >= window_start
     fresh = novel and (thread is None or thread.is_new)  # new in the window, and a new development
