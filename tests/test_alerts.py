@@ -211,6 +211,6 @@ def test_the_alerts_page_lists_them(alert_app, inbox):
     app = alert_app('recipients = ["desk@example.com"]\nevents = ["signpost"]\n', inbox.port)
     seed_articles(app.engine, STORIES[:1])
     run_alerts(app, NOW)
-    with TestClient(create_app(app)) as client:
+    with TestClient(create_app(app), base_url="http://127.0.0.1") as client:
         page = client.get("/alerts")
     assert page.status_code == 200 and "A buyout offer for OpenAI" in page.text and ">sent<" in page.text

@@ -106,7 +106,7 @@ def test_trends_page_charts_the_index(strained):
 
     from monitor.web.app import create_app
 
-    with TestClient(create_app(strained)) as client:
+    with TestClient(create_app(strained), base_url="http://127.0.0.1") as client:
         page = client.get("/trends")
     assert page.status_code == 200 and 'id="tension-index"' in page.text and "<polyline points=" in page.text
     assert page.text.count('<svg class="chart"') == 26  # the label charts are still all there

@@ -149,7 +149,7 @@ def test_the_article_page_shows_its_threads_timeline(lawsuit_app):
     from monitor.web.app import create_app
 
     app, ids = lawsuit_app
-    with TestClient(create_app(app)) as client:
+    with TestClient(create_app(app), base_url="http://127.0.0.1") as client:
         page = client.get(f"/articles/{ids['https://news.example.com/musk-2']}")
         assert page.status_code == 200 and 'id="thread"' in page.text
         section = page.text[page.text.index('id="thread"'):]
