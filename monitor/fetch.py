@@ -14,6 +14,7 @@ import ipaddress
 import logging
 import random
 import socket
+import ssl
 import threading
 import time
 import zlib
@@ -22,6 +23,7 @@ from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from contextlib import closing, contextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 from urllib.parse import urljoin, urlsplit
 from urllib.request import url2pathname
 
@@ -210,24 +212,35 @@ class _BudgetStream(httpcore.NetworkStream):
     def close(self) -> None:
         self._inner.close()
 
-    def start_tls(self, ssl_context, server_hostname=None, timeout=None) -> httpcore.NetworkStream:
+    def start_tls(
+        self, ssl_context: ssl.SSLContext, server_hostname: str | None = None, timeout: float | None = None
+    ) -> httpcore.NetworkStream:
         return _BudgetStream(self._inner.start_tls(ssl_context, server_hostname, _clip(timeout, httpcore.ConnectTimeout)))
 
-    def get_extra_info(self, info: str):
+    def get_extra_info(self, info: str) -> Any:
         return self._inner.get_extra_info(info)
 
 
 class _BudgetBackend(httpcore.NetworkBackend):
     """httpcore's own sync sockets, wrapped in _BudgetStream; connects clipped too."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self._inner = httpcore.SyncBackend()
 
-    def connect_tcp(self, host, port, timeout=None, local_address=None, socket_options=None):
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.NetworkStream:
         timeout = _clip(timeout, httpcore.ConnectTimeout)
         return _BudgetStream(self._inner.connect_tcp(host, port, timeout, local_address, socket_options))
 
-    def connect_unix_socket(self, path, timeout=None, socket_options=None):
+    def connect_unix_socket(
+        self, path: str, timeout: float | None = None, socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None
+    ) -> httpcore.NetworkStream:
         timeout = _clip(timeout, httpcore.ConnectTimeout)
         return _BudgetStream(self._inner.connect_unix_socket(path, timeout, socket_options))
 
@@ -291,7 +304,7 @@ def _decoded_chunks(raw: Iterable[bytes], coding: str | None) -> Iterator[bytes]
     yield inflater.flush()
 
 
-def _deflate_inflater(first_chunk: bytes):
+def _deflate_inflater(first_chunk: bytes) -> zlib._Decompress:
     try:
         zlib.decompressobj().decompress(first_chunk[:2])
         return zlib.decompressobj()

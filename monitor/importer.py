@@ -203,8 +203,8 @@ def parse_time(value: str) -> datetime:
     compact = _COMPACT_DATE.match(value)
     try:
         if compact:
-            parts = [int(part or 0) for part in compact.groups()]
-            when = datetime(*parts[:6], tzinfo=timezone.utc)
+            year, month, day, hour, minute, second = (int(part or 0) for part in compact.groups())
+            when = datetime(year, month, day, hour, minute, second, tzinfo=timezone.utc)
         else:
             when = datetime.fromisoformat(value.replace("Z", "+00:00") if value.endswith("Z") else value)
     except ValueError:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import tomllib
 from pathlib import Path
+from typing import BinaryIO
 
 from monitor.errors import ConfigError, InputError
 
@@ -43,7 +44,7 @@ def read_file_bytes(path: Path) -> bytes:
         return handle.read()
 
 
-def open_binary(path: Path):
+def open_binary(path: Path) -> BinaryIO:
     """The file opened for reading bytes; InputError naming it when it cannot be."""
     try:
         return path.open("rb")

@@ -109,6 +109,8 @@ def _send_claimed(engine, digest_id: int, digest: RenderedDigest, msg: EmailMess
     recipients = list(settings.digest.recipients)
     with engine.begin() as conn:
         row = store.find_digest_by_id(conn, digest_id)
+        if row is None:  # ensure_row made it in this call; only a bug or a hand-deleted row gets here
+            raise LookupError(f"no digest with id {digest_id}")
         if row.status in ("sent", "uncertain") and not force:
             status = "already_sent" if row.status == "sent" else "uncertain"
             return SendOutcome(status, message_id, row.recipients, digest_id=digest_id)

@@ -90,7 +90,7 @@ def _helpers(digest: Digest) -> dict:
         return "–" if value is None else f"{value:.1f}"
 
     def change(move: EntityMove) -> str:
-        if move.change is None:
+        if move.change is None or move.expected is None:  # both None together: no history
             return ""
         if move.expected < 0.05:
             return "new"

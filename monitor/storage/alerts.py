@@ -71,7 +71,7 @@ def record_attempt(conn: Connection, alert_id: int) -> None:
 
 
 def mark(conn: Connection, alert_id: int, status: str, now: datetime | None = None, error: str | None = None) -> None:
-    values = {"status": status, "last_error": error[:2000] if error else None}
+    values: dict[str, str | datetime | None] = {"status": status, "last_error": error[:2000] if error else None}
     if status == "sent":
         values["sent_at"] = now
     conn.execute(update(alerts).where(alerts.c.id == alert_id, alerts.c.status != "sent").values(**values))

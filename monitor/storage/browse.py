@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
+from typing import Generic, TypeVar
 
 from sqlalchemy import Engine, and_, distinct, exists, func, select
 
@@ -25,6 +26,7 @@ A = schema.articles
 AL = schema.article_labels
 AF = schema.article_feeds
 COUNT_CAP = 1_000  # counting every match of a broad filter over 200k rows costs more than it tells
+PageRow = TypeVar("PageRow")
 
 
 @dataclass(frozen=True)
@@ -54,10 +56,10 @@ class ArticleRow:
 
 
 @dataclass(frozen=True)
-class ArticlePage:
+class ArticlePage(Generic[PageRow]):
     """One page of the article list (ArticleRow) or of the review queue (ReviewItem)."""
 
-    rows: list[ArticleRow] | list[ReviewItem]
+    rows: list[PageRow]
     page: int
     page_size: int
     total: int  # capped at COUNT_CAP
@@ -101,7 +103,7 @@ class Candidate:
     published_at: datetime
 
 
-def list_articles(engine: Engine, filters: ArticleFilter, page: int, page_size: int) -> ArticlePage:
+def list_articles(engine: Engine, filters: ArticleFilter, page: int, page_size: int) -> ArticlePage[ArticleRow]:
     a = A.alias("a")
     where = _matches(a, filters, label_joined=filters.label is not None) + [_first_in_cluster(a, filters)]
     base = select(a.c.id).where(*where)
@@ -359,7 +361,7 @@ def review_count(engine: Engine) -> int:
         return conn.execute(select(func.count()).select_from(_flagged().limit(COUNT_CAP + 1).subquery())).scalar_one()
 
 
-def review_queue(engine: Engine, page: int, page_size: int) -> ArticlePage:
+def review_queue(engine: Engine, page: int, page_size: int) -> ArticlePage[ReviewItem]:
     """Flagged articles, most uncertain first (ties: newest first), with their band labels' scores."""
     stmt = (
         select(A.c.id, A.c.title, A.c.url, A.c.source, A.c.published_at, A.c.review_uncertainty, A.c.review_labels)

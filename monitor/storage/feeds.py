@@ -11,6 +11,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from random import Random
+from typing import Any
 
 from sqlalchemy import Engine, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -334,7 +335,7 @@ def _status(row) -> FeedStatus:
 def totals(engine: Engine) -> dict:
     """Store-wide counts for `status`, plus the latest digest row when there is one."""
     with engine.connect() as conn:
-        result = {
+        result: dict[str, Any] = {
             **store_counts(conn),
             "feeds": conn.execute(select(func.count()).select_from(feeds)).scalar_one(),
             "active_feeds": conn.execute(select(func.count()).where(feeds.c.active.is_(True))).scalar_one(),

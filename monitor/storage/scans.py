@@ -22,7 +22,7 @@ COLUMNS = (articles.c.id, articles.c.title, articles.c.url, articles.c.text, art
            articles.c.cluster_id, articles.c.tagged_at)
 
 
-def batches(engine: Engine, name: str, signature: str, reset: Callable[[Connection], None]) -> Iterator[tuple[Connection, list]]:
+def batches(engine: Engine, name: str, signature: str, reset: Callable[[Connection], object]) -> Iterator[tuple[Connection, list]]:
     """Yield (connection in a transaction, batch) until every tagged article was seen; the
     mark advances with each batch's transaction, so a crash repeats at most one batch."""
     with engine.begin() as conn:
@@ -39,7 +39,7 @@ def batches(engine: Engine, name: str, signature: str, reset: Callable[[Connecti
             return
 
 
-def _start(conn: Connection, name: str, signature: str, reset: Callable[[Connection], None]) -> datetime | None:
+def _start(conn: Connection, name: str, signature: str, reset: Callable[[Connection], object]) -> datetime | None:
     row = conn.execute(select(scan_marks.c.mark, scan_marks.c.signature).where(scan_marks.c.name == name)).first()
     if row is not None and row.signature == signature:
         return row.mark
@@ -54,13 +54,13 @@ def _tagged_after(conn: Connection, since: datetime | None, after_id: int) -> li
     # "relevant" condition (SQLite would pick the relevance index and sort instead).
     query = select(*COLUMNS).where(articles.c.tagged_at.is_not(None))
     if since is None:
-        return conn.execute(query.order_by(articles.c.tagged_at, articles.c.id).limit(BATCH)).all()
-    same = conn.execute(
+        return list(conn.execute(query.order_by(articles.c.tagged_at, articles.c.id).limit(BATCH)).all())
+    same = list(conn.execute(
         query.where(articles.c.tagged_at == since, articles.c.id > after_id).order_by(articles.c.id).limit(BATCH)
-    ).all()
+    ).all())
     if len(same) >= BATCH:
         return same
     later = conn.execute(
         query.where(articles.c.tagged_at > since).order_by(articles.c.tagged_at, articles.c.id).limit(BATCH - len(same))
     ).all()
-    return same + later
+    return same + list(later)

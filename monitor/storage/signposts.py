@@ -103,7 +103,7 @@ def board(conn: Connection, signpost_ids: Sequence[str], start: datetime, end: d
     in_window = dict(conn.execute(
         select(signpost_hits.c.signpost_id, func.count())
         .where(before_end, signpost_hits.c.fetched_at >= start).group_by(signpost_hits.c.signpost_id)
-    ).all())
+    ).tuples().all())
     latest = (
         select(signpost_hits.c.signpost_id, func.max(signpost_hits.c.fetched_at).label("last"))
         .where(before_end).group_by(signpost_hits.c.signpost_id).subquery()
