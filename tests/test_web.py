@@ -351,7 +351,8 @@ def test_api_classify_is_the_cli_json_shape(app, client):
 
     answer = client.post("/api/classify", json={"title": "Renegotiation", "text": ARTICLE})
     assert answer.status_code == 200
-    assert answer.json() == tag_texts(app.nlp, app.classifier, [("Renegotiation", ARTICLE)])[0].to_json()
+    tag = tag_texts(app.nlp, app.classifier, [("Renegotiation", ARTICLE)])[0]
+    assert answer.json() == {"title": "Renegotiation", "url": None, **tag.to_json()}
     assert count(app, schema.articles) == 0
 
 
