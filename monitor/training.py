@@ -456,6 +456,7 @@ class Fitted:
     classifier: Classifier
     cv: dict
     calibration_error: dict[str, float]
+    honest: Any = None  # calibrated out-of-fold probabilities, each fold calibrated on the others
 
 
 def fit_classifier(spec: Spec, prepared: Prepared, Y, label_ids: list[str], encoder=None, name: str = "") -> Fitted:
@@ -479,7 +480,24 @@ def fit_classifier(spec: Spec, prepared: Prepared, Y, label_ids: list[str], enco
         encoder=encoder if head is not None else None,
     )
     ece["mean"] = round(float(np.mean(list(ece.values()))), 4)
-    return Fitted(classifier, cv, ece)
+    return Fitted(classifier, cv, ece, honest)
+
+
+def review_band_report(fitted: Fitted, Y, band: float) -> dict:
+    """How the review band behaves on the out-of-fold probabilities: the share of texts it
+    flags, and how often a label decision is wrong inside and outside it."""
+    import numpy as np
+
+    thresholds = np.array([fitted.classifier.thresholds[label] for label in fitted.classifier.label_ids])
+    inside = np.abs(fitted.honest - thresholds) <= band
+    wrong = (fitted.honest >= thresholds) != Y.astype(bool)
+    return {
+        "band": band,
+        "texts_flagged": round(float(inside.any(axis=1).mean()), 3),
+        "decision_error_inside": round(float(wrong[inside].mean()), 3) if inside.any() else None,
+        "decision_error_outside": round(float(wrong[~inside].mean()), 3),
+        "errors_inside_share": round(float((wrong & inside).sum() / max(wrong.sum(), 1)), 3),
+    }
 
 
 def train(settings, taxonomy, rows: list[dict] | None = None, corrections: int = 0,
@@ -518,6 +536,7 @@ def train(settings, taxonomy, rows: list[dict] | None = None, corrections: int =
         "calibration": {"method": "platt", "slopes": [round(float(v), 6) for v in classifier.slopes],
                         "intercepts": [round(float(v), 6) for v in classifier.intercepts],
                         "expected_calibration_error": fitted.calibration_error},
+        "review_band": review_band_report(fitted, Y, settings.model.review_band),
         "encoder": _encoder_card(settings) if encoder is not None else None,
         "training_data": {
             "files": [str(p.relative_to(settings.root)) if p.is_relative_to(settings.root) else str(p)
