@@ -31,7 +31,8 @@ def test_reprocess_in_two_processes_stores_what_one_process_stores(run, config, 
     cfg = config()
     engine = open_store(make_settings().database_url)
     examples = training_examples(150)  # three batches of 64: several in flight at once
-    seed_articles(engine, [SeedArticle(title, START + timedelta(minutes=n), text=text)
+    seed_articles(engine, [SeedArticle(title, START + timedelta(minutes=n), text=text,
+                                       url=f"https://news.example.com/example-{n}")
                            for n, (title, text) in enumerate(examples)])
     code, out, err = run("--config", cfg, "reprocess", "--processes", "1")
     assert code == 0 and f"re-tagged {len(examples)} articles" in out, err
