@@ -87,3 +87,11 @@ def test_corrupt_files_are_named(tmp_path):
     (tmp_path / "tokenizer.json").write_text("{", encoding="utf-8")
     with pytest.raises(ModelError, match=r"tokenizer\.json: not a usable tokenizer file"):
         load_encoder(tmp_path)
+
+
+def test_the_runtime_has_no_pytorch():
+    """The encoder runs on onnxruntime alone: nothing the project installs pulls in torch."""
+    import importlib.util
+
+    assert importlib.util.find_spec("torch") is None
+    assert importlib.util.find_spec("sentence_transformers") is None
