@@ -72,23 +72,36 @@ def hostile(tmp_path):
     feeds.httpd.server_close()
 
 
+# Linux keeps a process's peak RSS across fork and exec, so a child forked straight from
+# this (large) pytest process would report pytest's size. A small launcher forks the
+# monitor instead and writes the monitor's own peak (its RUSAGE_CHILDREN) to a file.
+LAUNCHER = """
+import resource, subprocess, sys
+code = subprocess.call(sys.argv[2:])
+with open(sys.argv[1], "w") as out:
+    out.write(str(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss))
+sys.exit(code)
+"""
+
+
 def run_once(config, name: str) -> tuple[int, str, float, float]:
-    """`tension-monitor run --once` as a child: (exit code, output, wall seconds, peak RSS MB).
-    os.wait4 gives this child's own peak RSS, whatever other tests' children used."""
-    log = config.parent / f"{name}.log"
+    """`tension-monitor run --once` as a child: (exit code, output, wall seconds, peak RSS MB
+    of the monitor process itself)."""
+    log, peak = config.parent / f"{name}.log", config.parent / f"{name}.peak"
     started = time.monotonic()
     with log.open("w") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "monitor", "--config", str(config), "run", "--once"],
-                                cwd=REPO, stdout=out, stderr=subprocess.STDOUT)
-    guard = threading.Timer(HARD_KILL_SECONDS, lambda: os.kill(proc.pid, signal.SIGKILL))
+        proc = subprocess.Popen([sys.executable, "-c", LAUNCHER, str(peak), sys.executable, "-m", "monitor",
+                                 "--config", str(config), "run", "--once"],
+                                cwd=REPO, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    guard = threading.Timer(HARD_KILL_SECONDS, lambda: os.killpg(proc.pid, signal.SIGKILL))
     guard.start()
     try:
-        _, status, usage = os.wait4(proc.pid, 0)
+        proc.wait()
     finally:
         guard.cancel()
-        proc.returncode = os.waitstatus_to_exitcode(status)  # Popen must not wait for it again
     wall = time.monotonic() - started
-    return proc.returncode, log.read_text(), wall, usage.ru_maxrss / 1024  # ru_maxrss is in KiB on Linux
+    peak_kib = int(peak.read_text()) if peak.exists() else 0
+    return proc.returncode, log.read_text(), wall, peak_kib / 1024  # ru_maxrss is in KiB on Linux
 
 
 def test_run_once_survives_every_hostile_answer_within_memory_and_time(hostile):
