@@ -360,8 +360,16 @@ def _evidence(classifier: Classifier, scores: TextScores, first_row: int | None,
 
 
 def _short(passage: str) -> str:
+    """The passage on one line, cut when long at its last sentence end (or else its last
+    word end) before EVIDENCE_CHARS, so a quote never stops inside a word."""
     passage = " ".join(passage.split())
-    return passage if len(passage) <= EVIDENCE_CHARS else passage[: EVIDENCE_CHARS - 1].rstrip() + "…"
+    if len(passage) <= EVIDENCE_CHARS:
+        return passage
+    head = passage[: EVIDENCE_CHARS - 1]
+    sentence_end = max(head.rfind(". "), head.rfind("? "), head.rfind("! "))
+    if sentence_end >= EVIDENCE_CHARS // 2:
+        return head[: sentence_end + 1]
+    return head[: head.rfind(" ")].rstrip(" ,;:") + "…" if " " in head else head + "…"
 
 
 def review_band(classifier: Classifier, row) -> tuple[list[str], float]:

@@ -277,3 +277,20 @@ def test_numpy_form_scores_exactly_like_the_skops_pipeline(tmp_path):
     shutil.copy(ARTEFACTS / COMPILED_NAME, tmp_path / COMPILED_NAME)
     artefact.write_bytes(artefact.read_bytes() + b"\0")  # same model, other bytes
     assert load_compiled(artefact) is None
+
+
+def test_long_evidence_is_cut_between_words_so_the_page_can_highlight_it(nlp, classifier):
+    # One long sentence (no full stop to cut at): a cut by character count would land
+    # inside "datacentres" at character 400.
+    sentence = ("OpenAI will rent new capacity from Oracle and CoreWeave instead of relying only on Microsoft's "
+                "Azure cloud, " + "and the Stargate sites will house Nvidia GPUs in new datacentres, " * 6)
+    title = "OpenAI buys compute from Oracle"
+    [result] = tag_texts(nlp, classifier, [(title, sentence.rstrip(", ") + ".")])
+    flat = " ".join(f"{title} {sentence}".split())  # a passage can open on the title
+    assert result.evidence.get("cloud")
+    for quote in result.evidence["cloud"]:
+        body = quote.removesuffix("…")
+        where = flat.find(body)
+        assert where >= 0
+        after = flat[where + len(body):where + len(body) + 1]
+        assert not after.isalnum(), f"evidence stops inside a word: …{body[-20:]}|{after}"
