@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from monitor.errors import ModelError
-from monitor.records import Entity, LabelScore, TagResult
+from monitor.records import LabelScore, TagResult
 
 log = logging.getLogger(__name__)
 
@@ -134,19 +134,15 @@ def cut(text: str, max_chars: int) -> tuple[str, bool]:
     return (head[:space] if space > 0 else head), True
 
 
-def entity_tokens(entities: list[Entity]) -> str:
-    """Canonical entity ids as feature tokens: 'ENT_openai ENT_azure'."""
-    return " ".join(f"ENT_{e.id}" for e in entities if e.id)
-
-
-def model_inputs(texts: list[str], entity_lists: list[list[Entity]] | None = None):
-    """The word model's input rows: (text, entity-id tokens) as a 2-column object array."""
+def model_inputs(texts: list[str]):
+    """The word model's input rows as a 2-column object array: the text, and an empty
+    column where entity-id tokens once were (the fitted ColumnTransformer still expects
+    two columns; entity ids as features lowered F1, models/README.md)."""
     import numpy as np
 
     rows = np.empty((len(texts), 2), dtype=object)
-    for index, text in enumerate(texts):
-        rows[index, 0] = text
-        rows[index, 1] = entity_tokens(entity_lists[index]) if entity_lists else ""
+    rows[:, 0] = texts
+    rows[:, 1] = ""
     return rows
 
 
@@ -270,18 +266,16 @@ def score_texts(classifier: Classifier, texts: list[str], sentence_lists: list[l
     `embeddings` are the texts' document embeddings when already computed."""
     import numpy as np
 
-    n, k = len(texts), len(classifier.label_ids)
     doc = classifier.predict_proba(model_inputs(texts))
+    n, k = doc.shape
     window = classifier.scoring.window or EVIDENCE_WINDOW  # evidence needs passages either way
     found = [passages(sentences, window) for sentences in sentence_lists]
     owners = [i for i, items in enumerate(found) for _ in items]
     rows = classifier.predict_proba(model_inputs([p.text for items in found for p in items]))
     best = best_passage_scores(rows, owners, n, k) if owners else np.zeros((n, k))
     meaning = None
-    if classifier.head is not None and classifier.encoder is not None and n:
-        if embeddings is None:
-            embeddings = classifier.encoder.embed_documents(texts)
-        meaning = classifier.head.predict_proba(embeddings)
+    if classifier.head is not None and n:
+        meaning = classifier.head.predict_proba(_embed(classifier, texts) if embeddings is None else embeddings)
     raw = classifier.scoring.raw(doc, best, meaning)
     probability = calibrate(raw, classifier.slopes, classifier.intercepts) if n else raw
     return TextScores(doc, found, rows, owners, best, meaning, probability)
@@ -316,7 +310,8 @@ def tag_texts(nlp, classifier: Classifier, items: list[tuple[str, str]]) -> list
 
 
 def _embed(classifier: Classifier, texts: list[str]):
-    if classifier.head is None or classifier.encoder is None or not texts:
+    """The texts' document embeddings, when the classifier uses meaning."""
+    if classifier.head is None or not texts:
         return None
     return classifier.encoder.embed_documents(texts)
 
@@ -347,7 +342,7 @@ def _evidence(classifier: Classifier, scores: TextScores, first_row: int | None,
         return []
     column = classifier.label_ids.index(label)
     own = scores.passage_rows[first_row:first_row + len(found), column]
-    alone = calibrate(classifier.scoring.raw(own, own), classifier.slopes[column], classifier.intercepts[column])
+    alone = calibrate(own, classifier.slopes[column], classifier.intercepts[column])
     floor = classifier.thresholds[label] * EVIDENCE_SHARE
     chosen: list[Passage] = []
     for row in np.argsort(-own, kind="stable"):

@@ -10,7 +10,7 @@ before-NER and after-NER give the same ruler labels; after-NER leaves fewer frag
 as "Qwen and" that the NER builds next to a ruler span.)
 
 `extract_entities` runs `nlp.pipe` in batches and returns clean, de-duplicated entities
-per text; `doc_entities` and `doc_sentences` do the same for a parsed doc, so the
+per text; `doc_entities` does the same for a parsed doc, so the
 classifier can share one `nlp.pipe` pass.
 """
 
@@ -185,8 +185,3 @@ def _plausible(text: str, span) -> bool:
         return False
     # A statistical span without a capital letter is a common noun the model misread.
     return any(ch.isupper() for ch in text)
-
-
-def doc_sentences(doc) -> list[str]:
-    """The sentences of a parsed doc, stripped, empty ones dropped."""
-    return [s.text.strip() for s in doc.sents if s.text.strip()]

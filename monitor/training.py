@@ -303,20 +303,13 @@ def fit_members(spec: Spec, prepared: Prepared, Y):
 
 
 def member_scores(spec: Spec, pipeline, head, prepared: Prepared) -> MemberScores:
-    """Score texts exactly as `classify.score_texts` does, before calibration."""
-    import numpy as np
+    """Score texts with `classify.score_texts`, the function tagging uses, before calibration."""
+    from monitor.classify import Classifier, score_texts
 
-    from monitor.classify import best_passage_scores, model_inputs, passages
-
-    doc = pipeline.predict_proba(model_inputs(prepared.texts))
-    found = [passages(sentences, spec.window) for sentences in prepared.sentences]
-    owners = [i for i, items in enumerate(found) for _ in items]
-    best = np.zeros_like(doc)
-    if owners:
-        rows = pipeline.predict_proba(model_inputs([p.text for items in found for p in items]))
-        best = best_passage_scores(rows, owners, len(doc), doc.shape[1])
-    meaning = head.predict_proba(prepared.embeddings) if head is not None else None
-    return MemberScores(doc, best, meaning)
+    members = Classifier(pipeline=pipeline, label_ids=[], thresholds={}, model_version="",
+                         scoring=spec.scoring(), head=head)
+    scores = score_texts(members, prepared.texts, prepared.sentences, prepared.embeddings)
+    return MemberScores(scores.doc, scores.best_passage, scores.meaning)
 
 
 def out_of_fold(spec: Spec, prepared: Prepared, Y, folds) -> MemberScores:

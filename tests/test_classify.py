@@ -266,7 +266,7 @@ def test_numpy_form_scores_exactly_like_the_skops_pipeline(tmp_path):
     from monitor.classify import COMPILED_NAME, _load_skops, load_compiled, model_inputs
 
     texts = [" ".join(TALENT), " ".join(CLOUD), " ".join(OFF_TOPIC), "", "Café naïve façade — ﬁnance"]
-    rows = model_inputs(texts, [[] for _ in texts])
+    rows = model_inputs(texts)
     skops_pipeline = _load_skops(ARTEFACTS / ARTEFACT_NAME)
     fast = load_compiled(ARTEFACTS / ARTEFACT_NAME)
     assert fast is not None
