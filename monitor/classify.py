@@ -39,12 +39,12 @@ COMPILED_NAME = "tension-classifier.npz"
 CARD_NAME = "model-card.json"
 # Bumped whenever model_inputs or the feature pipeline changes meaning: an artefact built
 # for another feature version cannot be used.
-FEATURE_VERSION = "text+passages+encoder/3"
+FEATURE_VERSION = "text+passages+encoder/4"  # 4: list items are passages of their own
 HEAD_NAME = "tension-encoder-head.npz"
 MAX_EVIDENCE = 3
 EVIDENCE_CHARS = 400
 EVIDENCE_WINDOW = 3
-EVIDENCE_SHARE = 0.75  # a passage is evidence when it alone scores this share of the threshold
+EVIDENCE_SHARE = 0.75  # the best passage is evidence when it alone scores this share of the threshold
 
 # Every type the skops file may contain beyond what skops trusts by default. Anything
 # else in a file is refused: the file could have come from elsewhere.
@@ -150,34 +150,78 @@ def model_inputs(texts: list[str]):
 
 
 @dataclass(frozen=True)
+class Sentence:
+    """A sentence of a text, or one line of a bulleted or numbered list (an item)."""
+
+    text: str
+    item: bool = False
+
+
+@dataclass(frozen=True)
 class Passage:
-    """A run of consecutive sentences of one text: what a label's score can come from."""
+    """A run of consecutive sentences of one text, or one list item: what a label's score
+    can come from."""
 
     text: str
     start: int  # index of its first sentence
     end: int  # index after its last sentence
+    item: bool = False
 
 
-def doc_sentences(doc) -> list[str]:
+# A line that starts with a bullet, a dash or "1." / "2)" / "a.": a list item. An analysis
+# that surveys many points gives each one a line; read inside a 3-sentence window, a
+# one-line point is drowned by its neighbours (models/README.md, "Where it falls short").
+LIST_MARKER = re.compile(r"[ \t]*(?:[•▪◦‣·*\-–—]|\d{1,2}[.)]|[a-z][.)])[ \t]+(?=\S)")
+
+
+def doc_sentences(doc) -> list[Sentence]:
     """The sentences of a parsed text, split again at line breaks (a heading or a bullet is
-    its own piece), stripped; pieces without a letter are dropped."""
-    out = []
+    its own piece), stripped; pieces without a letter are dropped. The pieces of one list
+    line make one item, without its bullet or number (spaCy splits "1." off some numbered
+    lines and not others)."""
+    text = doc.text
+    out: list[Sentence] = []
+    item_line = -1
     for sent in doc.sents:
-        for piece in re.split(r"\n+", sent.text):
-            piece = piece.strip()
-            if re.search(r"[A-Za-z]", piece):
-                out.append(piece)
+        for match in re.finditer(r"[^\n]+", sent.text):
+            piece = match.group().strip()
+            if not re.search(r"[A-Za-z]", piece):
+                continue
+            line = text.rfind("\n", 0, sent.start_char + match.start()) + 1
+            if LIST_MARKER.match(text, line) is None:
+                out.append(Sentence(piece))
+            elif line == item_line:
+                out[-1] = Sentence(f"{out[-1].text} {piece}", item=True)
+            else:
+                out.append(Sentence(LIST_MARKER.sub("", piece, count=1), item=True))
+            item_line = line if out[-1].item else -1
     return out
 
 
-def passages(sentences: list[str], window: int) -> list[Passage]:
-    """Overlapping windows of `window` consecutive sentences (one window for short texts)."""
-    if not sentences or window <= 0:
+def passages(sentences: list[Sentence], window: int) -> list[Passage]:
+    """Each list item on its own; around them, overlapping windows of `window` consecutive
+    sentences (one window for a shorter run)."""
+    if window <= 0:
         return []
-    if len(sentences) <= window:
-        return [Passage(" ".join(sentences), 0, len(sentences))]
-    return [Passage(" ".join(sentences[i:i + window]), i, i + window)
-            for i in range(len(sentences) - window + 1)]
+    found: list[Passage] = []
+    run: list[int] = []
+    for i, sentence in enumerate(sentences + [Sentence("", item=True)]):
+        if not sentence.item:
+            run.append(i)
+            continue
+        found.extend(_windows(sentences, run, window))
+        run = []
+        if i < len(sentences):
+            found.append(Passage(sentence.text, i, i + 1, item=True))
+    return found
+
+
+def _windows(sentences: list[Sentence], run: list[int], window: int) -> list[Passage]:
+    """Overlapping windows of `window` sentences over a run of sentence indexes."""
+    if not run:
+        return []
+    spans = [run[k:k + window] for k in range(max(1, len(run) - window + 1))]
+    return [Passage(" ".join(sentences[j].text for j in span), span[0], span[-1] + 1) for span in spans]
 
 
 def best_passage_scores(score_rows, owners, n_texts: int, n_labels: int):
@@ -202,12 +246,15 @@ class Scoring:
     raw = whole + passage_weight * max(0, best_passage - whole): a passage that the word
     model scores higher than the whole text lifts the label (with weight 1, raw is the
     larger of the two), so a story that develops `cloud` in one paragraph gets `cloud`
-    even when the rest of it, and so its overall meaning, is about something else. The
-    probability is Platt scaling of raw, fitted per label on out-of-fold raw scores."""
+    even when the rest of it, and so its overall meaning, is about something else. A list
+    item is a passage of its own, scored with a word/meaning blend too
+    (`item_encoder_weight`): a one-line point has too few words for the word model alone. The probability is Platt scaling of raw, fitted per
+    label on out-of-fold raw scores."""
 
     window: int = 3
     passage_weight: float = 1.0
     encoder_weight: float = 0.0
+    item_encoder_weight: float = 0.6  # the encoder head's share in a list item's score
 
     def raw(self, doc, best_passage, meaning=None):
         import numpy as np
@@ -260,10 +307,11 @@ class TextScores:
     probability: Any  # (n, labels) calibrated
 
 
-def score_texts(classifier: Classifier, texts: list[str], sentence_lists: list[list[str]],
-                embeddings=None) -> TextScores:
+def score_texts(classifier: Classifier, texts: list[str], sentence_lists: list[list[Sentence]],
+                embeddings=None, embed_items=None) -> TextScores:
     """The calibrated probability of each label for each text, with the scores behind it.
-    `embeddings` are the texts' document embeddings when already computed."""
+    `embeddings` are the texts' document embeddings when already computed; `embed_items`
+    embeds list items (default: the classifier's encoder)."""
     import numpy as np
 
     doc = classifier.predict_proba(model_inputs(texts))
@@ -271,7 +319,9 @@ def score_texts(classifier: Classifier, texts: list[str], sentence_lists: list[l
     window = classifier.scoring.window or EVIDENCE_WINDOW  # evidence needs passages either way
     found = [passages(sentences, window) for sentences in sentence_lists]
     owners = [i for i, items in enumerate(found) for _ in items]
-    rows = classifier.predict_proba(model_inputs([p.text for items in found for p in items]))
+    flat = [p for items in found for p in items]
+    rows = _with_item_meaning(classifier, flat, classifier.predict_proba(model_inputs([p.text for p in flat])),
+                              embed_items)
     best = best_passage_scores(rows, owners, n, k) if owners else np.zeros((n, k))
     meaning = None
     if classifier.head is not None and n:
@@ -309,6 +359,23 @@ def tag_texts(nlp, classifier: Classifier, items: list[tuple[str, str]]) -> list
     return results
 
 
+def _with_item_meaning(classifier: Classifier, flat: list[Passage], rows, embed_items):
+    """Passage scores where each list item scores the word/meaning blend, as the whole text
+    does (Scoring.item_encoder_weight): on a short line the word model alone overreacts to a
+    single term ("First access to groundbreaking AI models" reads as regulation)."""
+    import numpy as np
+
+    weight = classifier.scoring.item_encoder_weight
+    index = [row for row, passage in enumerate(flat) if passage.item]
+    if not (index and weight and classifier.head is not None):
+        return rows
+    embed = embed_items or classifier.encoder.embed_documents
+    meaning = classifier.head.predict_proba(embed([flat[row].text for row in index]))
+    rows = np.array(rows, copy=True)
+    rows[index] = (1.0 - weight) * rows[index] + weight * meaning
+    return rows
+
+
 def _embed(classifier: Classifier, texts: list[str]):
     """The texts' document embeddings, when the classifier uses meaning."""
     if classifier.head is None or not texts:
@@ -332,9 +399,11 @@ def _labels(classifier: Classifier, row) -> list[str]:
 
 
 def _evidence(classifier: Classifier, scores: TextScores, first_row: int | None, i: int, label: str) -> list[str]:
-    """The passages that drove `label` for text i: best first, not overlapping, each strong
-    enough on its own (its calibrated score at least EVIDENCE_SHARE of the threshold).
-    A label carried by the whole text or by meaning alone may have no passage to show."""
+    """The passages that drove `label` for text i: best first, not overlapping. The best
+    one shows when its own calibrated score reaches EVIDENCE_SHARE of the threshold; any
+    further one only when it clears the threshold alone (a weaker second line is more
+    often a passing word than support). A label carried by the whole text or by meaning
+    alone may have no passage to show."""
     import numpy as np
 
     found = scores.passages[i]
@@ -343,11 +412,11 @@ def _evidence(classifier: Classifier, scores: TextScores, first_row: int | None,
     column = classifier.label_ids.index(label)
     own = scores.passage_rows[first_row:first_row + len(found), column]
     alone = calibrate(own, classifier.slopes[column], classifier.intercepts[column])
-    floor = classifier.thresholds[label] * EVIDENCE_SHARE
+    threshold = classifier.thresholds[label]
     chosen: list[Passage] = []
     for row in np.argsort(-own, kind="stable"):
         passage = found[int(row)]
-        if alone[row] < floor or len(chosen) == MAX_EVIDENCE:
+        if alone[row] < threshold * (EVIDENCE_SHARE if not chosen else 1.0) or len(chosen) == MAX_EVIDENCE:
             break
         if all(passage.end <= c.start or passage.start >= c.end for c in chosen):
             chosen.append(passage)

@@ -6,6 +6,14 @@ tokenizer is read from its JSON file and the ONNX session runs on the CPU provid
 
 Output matches sentence-transformers' all-MiniLM-L6-v2: mean of the token vectors over the
 attention mask, L2-normalised, 384 floats; texts longer than 256 tokens are truncated.
+
+Each text is run alone. The int8 model quantises its activations per run, with one scale
+for the whole input tensor, so in a batch a text's vector depended on its batch-mates
+(cosine 0.987-0.989 against the same text alone, onnxruntime 1.32): the daemon, which
+tags in batches, and `classify`, which tags one text, gave different scores, and the
+training cache (keyed by text) held vectors that depended on their neighbours. Alone
+costs no throughput here (3,300 words/s either way on 150 long training texts) and holds
+the least memory.
 """
 
 from __future__ import annotations
@@ -22,8 +30,6 @@ MODEL_FILE = "model.onnx"
 TOKENIZER_FILE = "tokenizer.json"
 MAX_TOKENS = 256  # the model's max_seq_length in sentence-transformers
 DIMENSIONS = 384
-BATCH_SIZE = 16  # rows per session run at most...
-TOKEN_BUDGET = 1024  # ...and padded tokens per run at most (4 rows of 256 tokens, 16 of 64)
 CHUNK_WORDS = 180  # ~230 word pieces for news English: a chunk stays under MAX_TOKENS
 INPUT_NAMES = ("input_ids", "attention_mask")
 
@@ -44,15 +50,10 @@ def mean_pool_normalise(hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return (pooled / np.clip(norms, 1e-12, None)).astype(np.float32)
 
 
-def padded_batch(encodings: list[Encoding]) -> dict[str, np.ndarray]:
-    """input_ids and attention_mask, right-padded with 0 to the longest in this batch."""
-    width = max(len(encoding.ids) for encoding in encodings)
-    ids = np.zeros((len(encodings), width), dtype=np.int64)
-    mask = np.zeros((len(encodings), width), dtype=np.int64)
-    for row, encoding in enumerate(encodings):
-        ids[row, : len(encoding.ids)] = encoding.ids
-        mask[row, : len(encoding.ids)] = 1
-    return {"input_ids": ids, "attention_mask": mask}
+def model_inputs(encoding: Encoding) -> dict[str, np.ndarray]:
+    """input_ids and attention_mask of one text, as a batch of one."""
+    ids = np.asarray([encoding.ids], dtype=np.int64)
+    return {"input_ids": ids, "attention_mask": np.ones_like(ids)}
 
 
 def split_words(text: str, chunk_words: int) -> list[str]:
@@ -61,44 +62,20 @@ def split_words(text: str, chunk_words: int) -> list[str]:
     return [" ".join(words[start : start + chunk_words]) for start in range(0, len(words), chunk_words)]
 
 
-def token_batches(order, lengths: list[int], max_rows: int, budget: int = TOKEN_BUDGET) -> list:
-    """Consecutive runs of `order` (rows sorted by length) of at most max_rows rows and at
-    most `budget` padded tokens: onnxruntime keeps the largest batch's memory for the
-    session's life, and 16 rows of 256 tokens held ~380 MB against ~160 MB for 4, at no
-    gain in speed."""
-    batches: list[list[int]] = []
-    current: list[int] = []
-    for row in order:
-        width = lengths[row]  # sorted: the newest row is the longest so far
-        if current and (len(current) == max_rows or (len(current) + 1) * width > budget):
-            batches.append(current)
-            current = []
-        current.append(row)
-    if current:
-        batches.append(current)
-    return batches
-
-
 class SentenceEncoder:
     """An ONNX session and its tokenizer; embed() is safe to call from one thread at a time."""
 
-    def __init__(self, session: ort.InferenceSession, tokenizer: Tokenizer, batch_size: int = BATCH_SIZE):
+    def __init__(self, session: ort.InferenceSession, tokenizer: Tokenizer):
         self.session = session
         self.tokenizer = configure_tokenizer(tokenizer)
-        self.batch_size = batch_size
 
     def embed(self, texts: list[str]) -> np.ndarray:
-        """float32 (len(texts), 384), each row unit length; sorted by length so batches pad little."""
+        """float32 (len(texts), 384), each row unit length; each text run alone (see above)."""
         vectors = np.zeros((len(texts), DIMENSIONS), dtype=np.float32)
-        if not texts:
-            return vectors
-        encodings = self.tokenizer.encode_batch(list(texts))
-        lengths = [len(encoding.ids) for encoding in encodings]
-        order = np.argsort(lengths, kind="stable")
-        for rows in token_batches(order, lengths, self.batch_size):
-            batch = padded_batch([encodings[row] for row in rows])
-            hidden = self.session.run(None, batch)[0]
-            vectors[rows] = mean_pool_normalise(hidden, batch["attention_mask"])
+        for row, encoding in enumerate(self.tokenizer.encode_batch(list(texts))):
+            inputs = model_inputs(encoding)
+            hidden = self.session.run(None, inputs)[0]
+            vectors[row] = mean_pool_normalise(hidden, inputs["attention_mask"])[0]
         return vectors
 
     def embed_documents(self, texts: list[str], chunk_words: int = CHUNK_WORDS) -> np.ndarray:
@@ -142,9 +119,9 @@ def load_tokenizer(path: Path) -> Tokenizer:
         raise ModelError(f"{path}: not a usable tokenizer file ({str(exc).splitlines()[0]})") from None
 
 
-def load_encoder(folder: Path, threads: int = 1, batch_size: int = BATCH_SIZE) -> SentenceEncoder:
+def load_encoder(folder: Path, threads: int = 1) -> SentenceEncoder:
     """The encoder in folder (model.onnx + tokenizer.json); ModelError naming a bad file."""
     folder = Path(folder)
     tokenizer = load_tokenizer(folder / TOKENIZER_FILE)
     session = load_session(folder / MODEL_FILE, threads)
-    return SentenceEncoder(session, tokenizer, batch_size)
+    return SentenceEncoder(session, tokenizer)

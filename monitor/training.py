@@ -19,7 +19,7 @@ import logging
 import os
 import platform
 import zipfile
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from monitor.errors import InputError, MonitorError
 
 if TYPE_CHECKING:
-    from monitor.classify import Classifier
+    from monitor.classify import Classifier, Sentence
 
 log = logging.getLogger(__name__)
 
@@ -51,12 +51,14 @@ class Spec:
     passage_weight: float = 1.0  # how much a stronger best passage lifts the text's score
     encoder_weight: float = 0.0  # share of the encoder head in the raw score (0: no encoder)
     encoder_C: float = 4.0
+    item_encoder_weight: float = 0.6  # the encoder head's share in a list item's score
 
     def scoring(self):
         from monitor.classify import Scoring
 
         return Scoring(window=self.window, passage_weight=self.passage_weight if self.window else 0.0,
-                       encoder_weight=self.encoder_weight)
+                       encoder_weight=self.encoder_weight,
+                       item_encoder_weight=self.item_encoder_weight if self.encoder_weight else 0.0)
 
 
 CANDIDATES: dict[str, Spec] = {
@@ -70,6 +72,9 @@ CANDIDATES: dict[str, Spec] = {
     "word-lr+enc": Spec(window=0, encoder_weight=0.5),
     "word-lr-pass3+enc0.3": Spec(window=3, encoder_weight=0.3),
     "word-lr-pass3+enc": Spec(window=3, encoder_weight=0.5),
+    "word-lr-pass3+enc-items-words": Spec(window=3, encoder_weight=0.5, item_encoder_weight=0.0),
+    "word-lr-pass3+enc-items0.5": Spec(window=3, encoder_weight=0.5, item_encoder_weight=0.5),
+    "word-lr-pass3+enc-items0.7": Spec(window=3, encoder_weight=0.5, item_encoder_weight=0.7),
     "word-lr-pass3+enc-C1": Spec(window=3, encoder_weight=0.5, encoder_C=1.0),
     "word-lr-pass3+enc-C16": Spec(window=3, encoder_weight=0.5, encoder_C=16.0),
     "word-lr-pass2+enc": Spec(window=2, encoder_weight=0.5),
@@ -145,11 +150,17 @@ def data_sha256(rows: list[dict]) -> str:
 @dataclass
 class Prepared:
     """Training texts as the classifier sees them: the composed text, its sentences (for
-    passages) and, when the encoder is used, its document embedding."""
+    passages) and, when the encoder is used, its document embedding and its list items'."""
 
     texts: list[str]
-    sentences: list[list[str]]
+    sentences: list[list[Sentence]]
     embeddings: Any = None  # numpy (n, 384) or None
+    item_embeddings: dict = field(default_factory=dict)  # list item text -> numpy (384,)
+
+    def embed_items(self, items: list[str]):
+        import numpy as np
+
+        return np.stack([self.item_embeddings[item] for item in items])
 
 
 def prepare(nlp, rows: list[dict], encoder=None, cache: Path | None = None) -> Prepared:
@@ -163,8 +174,11 @@ def prepare(nlp, rows: list[dict], encoder=None, cache: Path | None = None) -> P
     enabled = [name for name in ("senter", "sentencizer", "parser") if name in nlp.pipe_names][:1]
     with nlp.select_pipes(enable=enabled):
         sentences = [doc_sentences(doc) for doc in ents.pipe(nlp, texts)]
-    embeddings = document_embeddings(encoder, texts, cache) if encoder is not None else None
-    return Prepared(texts, sentences, embeddings)
+    if encoder is None:
+        return Prepared(texts, sentences)
+    items = sorted({sentence.text for found in sentences for sentence in found if sentence.item})
+    vectors = document_embeddings(encoder, texts + items, cache)
+    return Prepared(texts, sentences, vectors[:len(texts)], dict(zip(items, vectors[len(texts):])))
 
 
 def document_embeddings(encoder, texts: list[str], cache: Path | None):
@@ -208,7 +222,7 @@ def subset(prepared: Prepared, mask) -> Prepared:
 
     index = np.where(mask)[0]
     return Prepared([prepared.texts[i] for i in index], [prepared.sentences[i] for i in index],
-                    None if prepared.embeddings is None else prepared.embeddings[index])
+                    None if prepared.embeddings is None else prepared.embeddings[index], prepared.item_embeddings)
 
 
 def label_matrix(rows: list[dict], label_ids: list[str]):
@@ -308,7 +322,7 @@ def member_scores(spec: Spec, pipeline, head, prepared: Prepared) -> MemberScore
 
     members = Classifier(pipeline=pipeline, label_ids=[], thresholds={}, model_version="",
                          scoring=spec.scoring(), head=head)
-    scores = score_texts(members, prepared.texts, prepared.sentences, prepared.embeddings)
+    scores = score_texts(members, prepared.texts, prepared.sentences, prepared.embeddings, prepared.embed_items)
     return MemberScores(scores.doc, scores.best_passage, scores.meaning)
 
 
@@ -513,7 +527,8 @@ def train(settings, taxonomy, rows: list[dict] | None = None, corrections: int =
     prepared = prepare(nlp, rows, encoder, embedding_cache(settings))
     fitted = fit_classifier(spec, prepared, Y, label_ids, encoder, model)
     sha = data_sha256(rows)
-    version = f"tm-{started:%Y%m%d}-{hashlib.sha256((sha + model + FEATURE_VERSION).encode()).hexdigest()[:10]}"
+    recipe = sha + model + FEATURE_VERSION + json.dumps(asdict(spec), sort_keys=True)
+    version = f"tm-{started:%Y%m%d}-{hashlib.sha256(recipe.encode()).hexdigest()[:10]}"
     classifier = replace(fitted.classifier, model_version=version)
     card = {
         "model_version": version,

@@ -113,14 +113,51 @@ PASSING_CLOUD = (
 
 
 def test_passages_are_overlapping_windows_of_sentences():
-    from monitor.classify import passages
+    from monitor.classify import Sentence, passages
 
-    sentences = ["One.", "Two.", "Three.", "Four."]
+    sentences = [Sentence(text) for text in ("One.", "Two.", "Three.", "Four.")]
     windows = passages(sentences, 3)
     assert [p.text for p in windows] == ["One. Two. Three.", "Two. Three. Four."]
     assert [(p.start, p.end) for p in windows] == [(0, 3), (1, 4)]
     assert [p.text for p in passages(sentences[:2], 3)] == ["One. Two."]
     assert passages([], 3) == []
+
+
+def test_each_list_item_is_a_passage_of_its_own(nlp):
+    """A numbered or bulleted point is read alone, not inside a window with its
+    neighbours; the prose around a list still reads in windows, and spaCy splitting "2."
+    off a numbered line does not split the item."""
+    from monitor.classify import doc_sentences, passages
+
+    text = ("Sources describe three points of friction:\n"
+            "  1. Control: Microsoft wants a say in the roadmap.\n"
+            "  2. Money: the partners disagree on pricing. Both want the same customers.\n"
+            "  • People: the labs compete for researchers\n\n"
+            "The talks go on. Neither side has walked away. A deal is expected.")
+    sentences = doc_sentences(nlp(text))
+    assert [s.text for s in sentences if s.item] == [
+        "Control: Microsoft wants a say in the roadmap.",
+        "Money: the partners disagree on pricing. Both want the same customers.",
+        "People: the labs compete for researchers",
+    ]
+    found = passages(sentences, 3)
+    items = [p.text for p in found if p.item]
+    assert len(items) == 3 and "Both want the same customers." in items[1]
+    prose = [p.text for p in found if not p.item]
+    assert prose[0] == "Sources describe three points of friction:"
+    assert prose[1] == "The talks go on. Neither side has walked away. A deal is expected."
+
+
+def test_a_one_line_list_item_carries_its_label(nlp, classifier):
+    """A survey that gives a point one bullet among many: the bullet alone carries the
+    label and is its evidence (inside a window of three bullets it was drowned)."""
+    text = ("Analysts list the outcomes they see for the partnership:\n"
+            "  • Status quo: the contract runs to 2030 with few changes\n"
+            "  • Takeover: Microsoft makes an offer to buy all of OpenAI\n"
+            "  • Separation: each company goes its own way")
+    [result] = tag_texts(nlp, classifier, [("", text)])
+    assert "acquisition" in result.labels
+    assert result.evidence["acquisition"][0] == "Takeover: Microsoft makes an offer to buy all of OpenAI"
 
 
 def test_a_label_developed_in_one_paragraph_is_found_there(nlp, classifier):
@@ -137,29 +174,57 @@ def test_the_best_passage_lifts_a_label_above_the_whole_text_score(nlp, classifi
 
     title, body = PASSING_CLOUD
     text = f"{title}\n\n{body}"
-    scores = score_texts(classifier, [text], [doc_sentences(nlp(text))])
+    scores = score_texts(classifier, [text], [doc_sentences(nlp(text))])  # no list: words alone
     cloud = classifier.label_ids.index("cloud")
     assert scores.best_passage[0, cloud] > scores.doc[0, cloud]
 
 
 def test_seed_analysis_labels_come_with_evidence_from_their_own_section(nlp_full, classifier):
     """The analysis the tension model comes from develops each point under its own
-    heading: what the model finds there, it shows from that part of the text. (It finds
-    7 of the 13 labels; the one-line list items for the other six score far under their
-    thresholds: models/README.md.)"""
+    heading or list item: nothing it names is dropped silently (a label is found, or it
+    sits in the review band and flags the text; the shipped model finds 12 of 13 and
+    flags control, models/README.md), and each found label's best evidence comes from the
+    part of the text that discusses it."""
     seed = SEED.read_text(encoding="utf-8")
     [result] = tag_texts(nlp_full, classifier, [("", seed)])
-    assert {"cloud", "legal", "regulation", "competition", "agi_safety", "divergence"} <= set(result.labels)
+    missed = set(classifier.label_ids) - set(result.labels)
+    assert len(missed) <= 1 and missed <= set(result.review)
     flat = " ".join(seed.split())
-    sections = {"cloud": "Cloud Computing: The Silent Battleground", "legal": "Legal challenges",
-                "agi_safety": "The AGI Race", "regulation": "Regulation:", "competition": "Competition:"}
-    for label in result.labels:
+    # Where each label's discussion starts and ends in the text.
+    sections = {
+        "control": ("Control over AI development", "Legal challenges"),
+        # The "Commercialization pressures" item scores under the threshold alone; the
+        # best line is the cloud section's bullet on competing for the same enterprise
+        # contracts (selling to the same customers): models/README.md, "Where it falls short".
+        "commercialization": ("Commercialization pressures", "The AGI Race"),
+        "talent": ("Talent wars", "Legal challenges"),
+        "legal": ("Legal challenges", "Cloud Computing:"),
+        "cloud": ("Azure as the exclusive", "The AGI Race"),
+        "agi_safety": ("The AGI Race", "Market Forces"),
+        "competition": ("Competition: Google", "Regulation:"),
+        "regulation": ("Regulation: Emerging", "Investor expectations"),
+        "investors": ("Investor expectations", "The Road Ahead"),
+        "uneasy_alliance": ("Market Forces", "Acquisition:"),
+        "acquisition": ("Acquisition:", "Divergence:"),
+        "divergence": ("OpenAI has begun developing", "New ecosystem:"),
+        "new_ecosystem": ("New ecosystem:", "What This Means"),
+    }
+    for label, (start, end) in sections.items():
+        if label in missed:
+            continue
         assert result.evidence[label], f"no evidence passage for {label}"
         for passage in result.evidence[label]:
             assert passage.rstrip("…")[:60] in flat  # a run of the text itself, not a summary
-    for label, heading in sections.items():
-        assert any(heading in passage or flat.index(passage.rstrip("…")[:60]) >= flat.index(heading)
-                   for passage in result.evidence[label])
+        best = flat.index(result.evidence[label][0].rstrip("…")[:60])
+        assert flat.index(start) <= best < flat.index(end), f"{label}: {result.evidence[label][0]!r}"
+
+
+def test_a_short_line_is_not_evidence_for_a_label_it_does_not_support(nlp_full, classifier):
+    """The issue's example: a bullet on model access quoted as regulation evidence."""
+    [result] = tag_texts(nlp_full, classifier, [("", SEED.read_text(encoding="utf-8"))])
+    quoted = [passage for passages in result.evidence.values() for passage in passages]
+    assert not any("First access to groundbreaking AI models" in passage for passage in quoted)
+    assert not any("Azure as the exclusive cloud provider" in p for p in result.evidence["new_ecosystem"])
 
 
 def test_seed_analysis_entities_have_no_headings_or_fragments(nlp_full, classifier):

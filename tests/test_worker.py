@@ -20,7 +20,7 @@ from monitor.storage import articles as article_store
 from monitor.storage import feeds as feed_store
 from monitor.storage import schema
 from monitor.storage.engine import open_store
-from monitor.worker import Leadership
+from monitor.worker import FEEDS_PER_CLAIM, Leadership
 from tests.conftest import PG_BASE, REPO
 from tests.factories import FeedItem, rss_feed
 from tests.test_cli_ingest import query
@@ -166,7 +166,8 @@ def test_a_worker_reconnects_after_its_connections_are_terminated(tmp_path, http
 
 
 def test_three_workers_one_killed_store_everything_once(tmp_path, httpserver, pg_url, workers):
-    feeds_n, items = 60, 5
+    """The issue's scale: 300 loopback feeds, 3 workers, one SIGKILLed once it polls."""
+    feeds_n, items = 300, 2
     lines = ""
     for f in range(feeds_n):
         body = rss_feed([FeedItem(f"Feed {f} story {i} about Microsoft and OpenAI", f"https://n.example/{f}/{i}",
@@ -197,6 +198,14 @@ def test_three_workers_one_killed_store_everything_once(tmp_path, httpserver, pg
     assert count(pg_url, select(func.count()).where(schema.feeds.c.lease_holder.is_not(None))) == 0
     leaders = [w for w in workers[1:] if "leader: this worker" in w.output()]
     assert leaders  # a survivor took over the singletons (the victim may have led first)
+    # Every feed polled once in this due cycle; only the victim's unfinished leases (one
+    # claim at most) were polled again by the worker that took them over.
+    requests: dict[str, int] = {}
+    for request, _response in httpserver.log:
+        requests[request.path] = requests.get(request.path, 0) + 1
+    assert set(requests) == {f"/f{f}.xml" for f in range(feeds_n)}
+    again = [path for path, n in requests.items() if n > 1]
+    assert len(again) <= FEEDS_PER_CLAIM and all(requests[path] == 2 for path in again), again
 
 
 def test_the_digest_is_sent_once_by_the_leader_and_not_again_after_it_dies(tmp_path, pg_url, workers, smtp):
