@@ -7,7 +7,11 @@ each copy with its own title) in a SQLite file, then runs the real command
 `tension-monitor reprocess --processes N` for each N, one after the other, and prints
 the wall time (model loading included, as a user sees it), the rate, and the speed-up
 against the first N. Prints the load average before and after: on a shared machine
-other work slows the run with more processes most.
+other work slows the run with more processes most. Also prints how many cores the whole
+machine kept busy on average during the run (from /proc/stat, so on an idle machine it is
+the command's own use): one process already overlaps the sentence encoder with spaCy in a
+second thread, so on 2 cores the most N processes can gain over one is 2 / (its cores
+busy).
 """
 
 from __future__ import annotations
@@ -63,6 +67,13 @@ def fill(url: str, articles: int) -> None:
     engine.dispose()
 
 
+def busy_ticks() -> tuple[int, int]:
+    """(busy, total) CPU ticks of the whole machine since boot, from /proc/stat."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return sum(fields) - idle, sum(fields)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--articles", type=int, default=3000)
@@ -77,15 +88,20 @@ def main() -> None:
         first = None
         for processes in [int(n) for n in args.processes.split(",")]:
             load = os.getloadavg()[0]
+            busy_before, total_before = busy_ticks()
             began = time.perf_counter()
             done = subprocess.run([*command, "--processes", str(processes)], capture_output=True, text=True)
             seconds = time.perf_counter() - began
+            busy_after, total_after = busy_ticks()
+            cores = os.cpu_count() or 1
+            busy = cores * (busy_after - busy_before) / max(total_after - total_before, 1)
             if done.returncode != 0:
                 sys.exit(f"reprocess --processes {processes} failed: {done.stderr.strip().splitlines()[-1]}")
             first = first or seconds
             print(f"reprocess --processes {processes}: {args.articles:,} articles in {seconds:.1f} s "
                   f"({args.articles / seconds:.1f} articles/s), {first / seconds:.2f}x the first; "
-                  f"load average {load:.1f} before, {os.getloadavg()[0]:.1f} after", flush=True)
+                  f"load average {load:.1f} before, {os.getloadavg()[0]:.1f} after; "
+                  f"{busy:.2f} of {cores} cores busy", flush=True)
 
 
 if __name__ == "__main__":
