@@ -213,6 +213,26 @@ def test_a_failing_write_leaves_neither_articles_nor_feed_state(engine, settings
     assert due_feeds(engine, NOW, HOUR)[0].etag is None  # the feed will be polled again in full
 
 
+def test_a_copy_never_joins_a_story_whose_run_rolled_back(engine, settings, monkeypatch):
+    from monitor.storage import feeds as feed_store
+
+    feeds = add_feeds(engine, "wire", "weekly")
+    recent = RecentSignatures()
+
+    def lost_connection(*args):
+        raise RuntimeError("connection lost")
+
+    with monkeypatch.context() as patched:  # the articles are inserted, then the feed state fails
+        patched.setattr(feed_store, "write_state", lost_connection)
+        with pytest.raises(RuntimeError):
+            poll(engine, settings, feeds["wire"], [FeedItem("Pact signed", "https://wire.example/pact", WIRE)], recent=recent)
+    copy = poll(engine, settings, feeds["weekly"], [FeedItem("New terms agreed", "https://weekly.example/terms", REWRITE)],
+                recent=recent)
+    assert copy.clustered == 0 and count(engine, schema.articles) == 1
+    with engine.connect() as conn:
+        assert conn.execute(select(schema.articles.c.cluster_id)).scalar_one() == copy.new_ids[0]
+
+
 def test_concurrent_writers_store_each_item_once(store_url, settings):
     engines = [open_store(store_url) for _ in range(2)]
     feeds = add_feeds(engines[0], "a", "b")

@@ -54,7 +54,13 @@ class RecentSignatures:
     per article, which the cold-poll benchmark cannot afford.
 
     Articles staged in an open transaction match later items of the same run; they are
-    dropped if that transaction rolls back, so nothing clusters with an uncommitted row."""
+    dropped if that transaction rolls back, so nothing clusters with an uncommitted row.
+
+    A bucket holds one article id, or a set of them once a second article shares the
+    slice: nearly every slice is held by one article, so filing an article and finding
+    that it shares nothing are each one C-level dict operation, not one per band. A
+    slice is not tagged with its band: two bands with the same 96 bits by chance would
+    only add a candidate, and candidates are scored in full."""
 
     BANDS = 42
 
@@ -62,7 +68,7 @@ class RecentSignatures:
         self.window, self.limit = window, limit
         self._loaded = False
         self._entries: dict[int, tuple[int, bytes]] = {}  # article id -> (cluster id, signature); oldest first
-        self._buckets: list[dict[bytes, set[int]]] = [{} for _ in range(self.BANDS)]  # per band: slice -> ids
+        self._buckets: dict[bytes, int | set[int]] = {}  # band slice -> the article id(s) holding it
         self._staged: list[int] = []
         self._last_bands: tuple[bytes | None, list[bytes]] = (None, [])
 
@@ -92,11 +98,21 @@ class RecentSignatures:
         if not signature:
             return None
         self.ensure_loaded(conn, now)
-        ids = set().union(*(bucket.get(key, ()) for bucket, key in zip(self._buckets, self._bands(signature))))
+        ids = self._holders(self._bands(signature))
         if not ids:
             return None
         found = find_near_duplicate(signature, [(i, self._entries[i][1]) for i in sorted(ids)])
         return self._entries[found][0] if found is not None else None
+
+    def _holders(self, keys: list[bytes]) -> set[int]:
+        ids: set[int] = set()
+        for key in self._buckets.keys() & keys:  # usually none: one C-level intersection
+            held = self._buckets[key]
+            if isinstance(held, set):
+                ids.update(held)
+            else:
+                ids.add(held)
+        return ids
 
     def stage(self, article_id: int, cluster_id: int, signature: bytes) -> None:
         self._add(article_id, cluster_id, signature)
@@ -116,14 +132,28 @@ class RecentSignatures:
         if not signature:
             return
         self._entries[article_id] = (cluster_id, signature)
-        for bucket, key in zip(self._buckets, self._bands(signature)):
-            bucket.setdefault(key, set()).add(article_id)
+        keys = self._bands(signature)
+        if not self._buckets.keys() & keys:
+            self._buckets.update(dict.fromkeys(keys, article_id))
+            return
+        for key in keys:
+            held = self._buckets.setdefault(key, article_id)
+            if isinstance(held, set):
+                held.add(article_id)
+            elif held != article_id:
+                self._buckets[key] = {held, article_id}
 
     def _remove(self, article_id: int) -> None:
         entry = self._entries.pop(article_id, None)
         if entry:
-            for bucket, key in zip(self._buckets, self._bands(entry[1])):
-                bucket[key].discard(article_id)
+            for key in self._bands(entry[1]):
+                held = self._buckets.get(key)
+                if held == article_id:
+                    del self._buckets[key]
+                elif isinstance(held, set):
+                    held.discard(article_id)
+                    if not held:
+                        del self._buckets[key]
 
     def _bands(self, signature: bytes) -> list[bytes]:
         # Byte slices of the signature body (equal hash values give equal bytes whatever
