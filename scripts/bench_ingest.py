@@ -5,10 +5,12 @@ Prints, for the same generated documents:
   - feedparser alone: the time to parse every document (the yardstick);
   - cold poll: fetch + parse + de-duplicate + store, no tagging (items/s, ratio to feedparser);
   - warm poll: the same feeds again, every answer a 304 (wall time);
-  - cold poll with tagging, on --tag-feeds feeds, when a classifier artefact exists.
+  - cold poll with tagging, on --tag-feeds feeds, when a classifier artefact exists;
+  - with --stages: the cold poll's CPU stages one after another on one core (parse_feed,
+    MinHash signatures, store), each against feedparser alone: where the time goes.
 
 The server runs in its own process so it does not share the GIL with the monitor.
-Usage: .venv/bin/python scripts/bench_ingest.py [--feeds 500] [--items 50]
+Usage: .venv/bin/python scripts/bench_ingest.py [--feeds 500] [--items 50] [--stages]
 """
 
 from __future__ import annotations
@@ -138,6 +140,7 @@ def main() -> None:
     parser.add_argument("--feeds", type=int, default=500)
     parser.add_argument("--items", type=int, default=50)
     parser.add_argument("--tag-feeds", type=int, default=50, help="feeds in the cold poll with tagging (0: skip)")
+    parser.add_argument("--stages", action="store_true", help="also time parse, signatures and store apart, on one core")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
 
@@ -176,6 +179,8 @@ def run_benchmarks(args, docs: dict[str, bytes], total_items: int, port: int) ->
 
         if args.tag_feeds:
             bench_tagging(Path(workdir), port, min(args.tag_feeds, args.feeds), args.items)
+        if args.stages:
+            bench_stages(Path(workdir), docs, args.items, parse_seconds)
 
 
 def bench_tagging(workdir: Path, port: int, feeds: int, items: int) -> None:
@@ -188,6 +193,36 @@ def bench_tagging(workdir: Path, port: int, feeds: int, items: int) -> None:
     print(f"cold poll + tagging ({feeds} feeds): {seconds:7.2f} s   {report.new_articles / seconds:8.0f} items/s   "
           f"({report.tagged} tagged)")
     app.close()
+
+
+def bench_stages(workdir: Path, docs: dict[str, bytes], items: int, parse_seconds: float) -> None:
+    """The cold poll's CPU stages in this process, one after another (no fetching, no
+    worker processes), on a fresh store."""
+    from urllib.parse import urlsplit
+
+    from monitor.pipeline import prepare
+    from monitor.records import FetchResult
+    from monitor.storage.articles import RecentSignatures, signature_of, store_feed_run
+    from monitor.storage.feeds import due_feeds, sync_config_feeds
+
+    app = make_app(workdir, "stages", 0, len(docs))  # the port is never used: nothing is fetched
+    now = datetime.now(timezone.utc)
+    sync_config_feeds(app.engine, app.settings.feeds, now)
+    results = [FetchResult(s.id, s.url, s.url, 200, body=docs[urlsplit(s.url).path], content_type="application/rss+xml")
+               for s in due_feeds(app.engine, now, timedelta(minutes=30), only_due=False)]
+    started = time.perf_counter()
+    parsed = [prepare(result, now, items, sign=False)[0] for result in results]
+    parse_done = time.perf_counter()
+    signed = [{a.content_hash: signature_of(a) for a in feed.articles} for feed in parsed]
+    sign_done = time.perf_counter()
+    recent = RecentSignatures()
+    for result, feed, signatures in zip(results, parsed, signed):
+        store_feed_run(app.engine, result.feed_id, feed, result, now, app.settings, recent, signatures=signatures)
+    store_done = time.perf_counter()
+    app.close()
+    for stage, seconds in (("parse_feed", parse_done - started), ("signatures", sign_done - parse_done),
+                           ("store", store_done - sign_done)):
+        print(f"  {stage + ':':12s} {seconds:7.2f} s   {seconds / parse_seconds:.2f}x feedparser alone (one core)")
 
 
 if __name__ == "__main__":

@@ -121,6 +121,35 @@ def test_near_duplicates_in_one_document_cluster_too(engine, settings):
     assert outcome.clustered == 1 and len(outcome.new_ids) == 2
 
 
+def test_a_document_bigger_than_one_insert_stores_every_item_under_its_own_url(engine, settings):
+    feed = add_feeds(engine, "busy")["busy"]
+    items = [FeedItem(f"Story {n}", f"https://busy.example/{n}", f"{UNRELATED} Number {n} of the day.") for n in range(230)]
+    outcome = poll(engine, settings, feed, items)
+    assert len(outcome.new_ids) == 230 and outcome.clustered == 229  # near copies of the first, across inserts
+    with engine.connect() as conn:
+        rows = conn.execute(select(schema.articles.c.id, schema.articles.c.title, schema.articles.c.url,
+                                   schema.articles.c.cluster_id)).all()
+    assert {row.url: row.title for row in rows} == {item.link: item.title for item in items}
+    assert sorted(row.id for row in rows) == sorted(outcome.new_ids) and count(engine, schema.article_feeds) == 230
+    assert {row.cluster_id for row in rows} == {outcome.new_ids[0]}
+
+
+def test_items_another_writer_stored_after_the_lookup_are_linked_not_duplicated(engine, settings, monkeypatch):
+    from monitor.storage import articles as article_store
+
+    feeds = add_feeds(engine, "first", "second")
+    shared = FeedItem("Pact signed", "https://wire.example/pact", WIRE)
+    stored = poll(engine, settings, feeds["first"], [shared]).new_ids
+    # As if the first writer committed between the second's lookup and its insert.
+    monkeypatch.setattr(article_store._KnownArticles, "load", classmethod(lambda cls, *args: cls({}, {}, {})))
+    outcome = poll(engine, settings, feeds["second"], [FeedItem("Rates held", "https://wire.example/rates", UNRELATED), shared])
+    assert outcome.duplicates == 1 and len(outcome.new_ids) == 1 and stored[0] not in outcome.new_ids
+    assert count(engine, schema.articles) == 2
+    with engine.connect() as conn:
+        links = conn.execute(select(schema.article_feeds.c.feed_id).where(schema.article_feeds.c.article_id == stored[0]))
+        assert sorted(links.scalars()) == sorted(feeds.values())
+
+
 def test_failures_back_off_then_recovery_resets(engine, settings):
     feed = add_feeds(engine, "flaky")["flaky"]
     delays, now = [], NOW
@@ -184,6 +213,26 @@ def test_a_failing_write_leaves_neither_articles_nor_feed_state(engine, settings
     assert due_feeds(engine, NOW, HOUR)[0].etag is None  # the feed will be polled again in full
 
 
+def test_a_copy_never_joins_a_story_whose_run_rolled_back(engine, settings, monkeypatch):
+    from monitor.storage import feeds as feed_store
+
+    feeds = add_feeds(engine, "wire", "weekly")
+    recent = RecentSignatures()
+
+    def lost_connection(*args):
+        raise RuntimeError("connection lost")
+
+    with monkeypatch.context() as patched:  # the articles are inserted, then the feed state fails
+        patched.setattr(feed_store, "write_state", lost_connection)
+        with pytest.raises(RuntimeError):
+            poll(engine, settings, feeds["wire"], [FeedItem("Pact signed", "https://wire.example/pact", WIRE)], recent=recent)
+    copy = poll(engine, settings, feeds["weekly"], [FeedItem("New terms agreed", "https://weekly.example/terms", REWRITE)],
+                recent=recent)
+    assert copy.clustered == 0 and count(engine, schema.articles) == 1
+    with engine.connect() as conn:
+        assert conn.execute(select(schema.articles.c.cluster_id)).scalar_one() == copy.new_ids[0]
+
+
 def test_concurrent_writers_store_each_item_once(store_url, settings):
     engines = [open_store(store_url) for _ in range(2)]
     feeds = add_feeds(engines[0], "a", "b")
@@ -202,4 +251,35 @@ def test_concurrent_writers_store_each_item_once(store_url, settings):
     assert count(engines[0], schema.articles) == 30
     assert count(engines[0], schema.article_feeds) == 60
     for engine in engines:
+        engine.dispose()
+
+
+def test_after_the_minhash_upgrade_recent_stories_still_gather_their_copies(store_url, settings):
+    from alembic import command
+    from sqlalchemy import text
+
+    from monitor.storage.articles import signature_for
+    from monitor.storage.engine import _alembic_config, make_engine, migrate
+
+    now = datetime.now(timezone.utc)  # the upgrade re-signs what the matcher reads: the last week
+    engine = make_engine(store_url)
+    try:
+        command.upgrade(_alembic_config(engine), "0005")
+        old_format = b"\x01" + bytes(512)  # datasketch's format 1, as an older release stored it
+        with engine.begin() as conn:
+            conn.execute(schema.articles.insert(), [
+                {"url": url, "canonical_url": url, "content_hash": url, "title": "Pact signed", "text": WIRE,
+                 "published_at": fetched, "fetched_at": fetched, "minhash": old_format}
+                for url, fetched in (("https://wire.example/pact", now - HOUR), ("https://wire.example/old", now - 30 * 24 * HOUR))
+            ])
+            conn.execute(text("UPDATE articles SET cluster_id = id"))
+        migrate(engine)
+        with engine.connect() as conn:
+            signatures = dict(conn.execute(select(schema.articles.c.url, schema.articles.c.minhash)).all())
+        assert signatures == {"https://wire.example/pact": signature_for("Pact signed", WIRE),
+                              "https://wire.example/old": old_format}  # nothing reads a month-old signature
+        feed = add_feeds(engine, "weekly")["weekly"]
+        copy = poll(engine, settings, feed, [FeedItem("New terms agreed", "https://weekly.example/terms", REWRITE)], now)
+        assert copy.clustered == 1
+    finally:
         engine.dispose()
