@@ -193,7 +193,8 @@ def doc_sentences(doc) -> list[Sentence]:
             elif line == item_line:
                 out[-1] = Sentence(f"{out[-1].text} {piece}", item=True)
             else:
-                out.append(Sentence(LIST_MARKER.sub("", piece, count=1), item=True))
+                marker = LIST_MARKER.match(piece)  # absent when spaCy split "1." off
+                out.append(Sentence(piece[marker.end():] if marker else piece, item=True))
             item_line = line if out[-1].item else -1
     return out
 
@@ -248,8 +249,8 @@ class Scoring:
     larger of the two), so a story that develops `cloud` in one paragraph gets `cloud`
     even when the rest of it, and so its overall meaning, is about something else. A list
     item is a passage of its own, scored with a word/meaning blend too
-    (`item_encoder_weight`): a one-line point has too few words for the word model alone. The probability is Platt scaling of raw, fitted per
-    label on out-of-fold raw scores."""
+    (`item_encoder_weight`): a one-line point has too few words for the word model alone.
+    The probability is Platt scaling of raw, fitted per label on out-of-fold raw scores."""
 
     window: int = 3
     passage_weight: float = 1.0

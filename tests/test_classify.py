@@ -130,13 +130,13 @@ def test_each_list_item_is_a_passage_of_its_own(nlp):
     from monitor.classify import doc_sentences, passages
 
     text = ("Sources describe three points of friction:\n"
-            "  1. Control: Microsoft wants a say in the roadmap.\n"
+            "  1. Control: Microsoft wants a say - a real one - in the roadmap.\n"
             "  2. Money: the partners disagree on pricing. Both want the same customers.\n"
             "  • People: the labs compete for researchers\n\n"
             "The talks go on. Neither side has walked away. A deal is expected.")
     sentences = doc_sentences(nlp(text))
     assert [s.text for s in sentences if s.item] == [
-        "Control: Microsoft wants a say in the roadmap.",
+        "Control: Microsoft wants a say - a real one - in the roadmap.",
         "Money: the partners disagree on pricing. Both want the same customers.",
         "People: the labs compete for researchers",
     ]
