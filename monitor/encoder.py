@@ -50,7 +50,7 @@ def mean_pool_normalise(hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return (pooled / np.clip(norms, 1e-12, None)).astype(np.float32)
 
 
-def model_inputs(encoding: Encoding) -> dict[str, np.ndarray]:
+def session_inputs(encoding: Encoding) -> dict[str, np.ndarray]:
     """input_ids and attention_mask of one text, as a batch of one."""
     ids = np.asarray([encoding.ids], dtype=np.int64)
     return {"input_ids": ids, "attention_mask": np.ones_like(ids)}
@@ -73,7 +73,7 @@ class SentenceEncoder:
         """float32 (len(texts), 384), each row unit length; each text run alone (see above)."""
         vectors = np.zeros((len(texts), DIMENSIONS), dtype=np.float32)
         for row, encoding in enumerate(self.tokenizer.encode_batch(list(texts))):
-            inputs = model_inputs(encoding)
+            inputs = session_inputs(encoding)
             hidden = self.session.run(None, inputs)[0]
             vectors[row] = mean_pool_normalise(hidden, inputs["attention_mask"])[0]
         return vectors
