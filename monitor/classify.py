@@ -39,7 +39,7 @@ COMPILED_NAME = "tension-classifier.npz"
 CARD_NAME = "model-card.json"
 # Bumped whenever model_inputs or the feature pipeline changes meaning: an artefact built
 # for another feature version cannot be used.
-FEATURE_VERSION = "text+passages+encoder/4"  # 4: list items are passages of their own
+FEATURE_VERSION = "text+passages+encoder/5"  # 5: a document's meaning is the vector of its lead
 HEAD_NAME = "tension-encoder-head.npz"
 MAX_EVIDENCE = 3
 EVIDENCE_CHARS = 400
@@ -334,23 +334,19 @@ def score_texts(classifier: Classifier, texts: list[str], sentence_lists: list[l
 
 def tag_texts(nlp, classifier: Classifier, items: list[tuple[str, str]]) -> list[TagResult]:
     """Tag (title, text) pairs: one nlp.pipe pass for entities and sentences, the word
-    model on each text and each passage, the encoder on each text. The encoder runs in a
-    second thread while spaCy parses (onnxruntime releases the GIL): on two cores the
-    meaning costs little more wall time than the parse."""
-    from concurrent.futures import ThreadPoolExecutor
-
+    model on each text and each passage, the encoder on each text. All in the calling
+    thread, on one core: more cores are more processes (`--processes`, monitor.tagpool),
+    so `--processes 1` uses one core, as its user asked."""
     from monitor import entities as ents
 
     max_chars = nlp.meta.get("tension_monitor", {}).get("max_chars", 20_000)
     cuts = [cut(compose(title, text), max_chars) for title, text in items]
     texts = [text for text, _ in cuts]
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        embedding = pool.submit(_embed, classifier, texts)
-        entity_lists, sentence_lists = [], []
-        for doc in ents.pipe(nlp, texts):
-            entity_lists.append(ents.doc_entities(doc))
-            sentence_lists.append(doc_sentences(doc))
-        scores = score_texts(classifier, texts, sentence_lists, embedding.result())
+    entity_lists, sentence_lists = [], []
+    for doc in ents.pipe(nlp, texts):
+        entity_lists.append(ents.doc_entities(doc))
+        sentence_lists.append(doc_sentences(doc))
+    scores = score_texts(classifier, texts, sentence_lists)
     starts = _passage_starts(scores.owners)
     results = []
     for i, row in enumerate(scores.probability):
@@ -536,7 +532,21 @@ def _load_head(artefact: Path, card: dict, encoder_dir: Path | None):
 
     if encoder_dir is None:
         raise ModelError("the model uses the sentence encoder but no model.encoder_dir was given")
-    return head, load_encoder(encoder_dir)
+    encoder = load_encoder(encoder_dir)
+    trained_with = str((card.get("encoder") or {}).get("vectors"))
+    if trained_with != encoder.vectors_id:
+        # The head's weights mean nothing on another encoder's vectors (other weights or
+        # another lead length).
+        raise ModelError(f"{Path(encoder_dir) / 'model.onnx'} is not the encoder this model was trained with "
+                         f"(it makes {_short_id(encoder.vectors_id)}, the model card says {_short_id(trained_with)}): "
+                         "run `tension-monitor train`")
+    return head, encoder
+
+
+def _short_id(vectors_id: str) -> str:
+    """'<sha256>/lead-60' as '<first 12 hex digits>/lead-60'."""
+    sha, _, rest = vectors_id.partition("/")
+    return f"{sha[:12]}/{rest}" if rest else sha[:12]
 
 
 def _read_card(card_path: Path) -> dict:

@@ -73,6 +73,7 @@ CANDIDATES: dict[str, Spec] = {
     "word-lr-pass3+enc0.3": Spec(window=3, encoder_weight=0.3),
     "word-lr-pass3+enc": Spec(window=3, encoder_weight=0.5),
     "word-lr-pass3+enc-items-words": Spec(window=3, encoder_weight=0.5, item_encoder_weight=0.0),
+    "word-lr-pass3+enc-items0.3": Spec(window=3, encoder_weight=0.5, item_encoder_weight=0.3),
     "word-lr-pass3+enc-items0.5": Spec(window=3, encoder_weight=0.5, item_encoder_weight=0.5),
     "word-lr-pass3+enc-items0.7": Spec(window=3, encoder_weight=0.5, item_encoder_weight=0.7),
     "word-lr-pass3+enc-C1": Spec(window=3, encoder_weight=0.5, encoder_C=1.0),
@@ -184,11 +185,12 @@ def prepare(nlp, rows: list[dict], encoder=None, cache: Path | None = None) -> P
 def document_embeddings(encoder, texts: list[str], cache: Path | None):
     """encoder.embed_documents(texts), reusing the vectors stored in `cache` (keyed by the
     text's sha256) and writing back exactly the vectors of these texts. Embedding is most of
-    the training time; the cache keeps `train` well under a minute after the first run."""
+    the training time; the cache keeps `train` well under a minute after the first run.
+    The cache names the encoder file it was made with: another encoder starts it afresh."""
     import numpy as np
 
     keys = [hashlib.sha256(text.encode("utf-8")).hexdigest() for text in texts]
-    known = _read_embedding_cache(cache)
+    known = _read_embedding_cache(cache, encoder.vectors_id)
     missing = sorted({key: text for key, text in zip(keys, texts) if key not in known}.items())
     if missing:
         log.info("embedding %d texts with the sentence encoder...", len(missing))
@@ -199,18 +201,22 @@ def document_embeddings(encoder, texts: list[str], cache: Path | None):
         order = sorted(set(keys))
         tmp = cache.with_name(cache.name + ".tmp")
         with open(tmp, "wb") as handle:
-            np.savez_compressed(handle, keys=np.array(order), vectors=np.stack([known[key] for key in order]))
+            np.savez_compressed(handle, keys=np.array(order), vectors=np.stack([known[key] for key in order]),
+                                encoder=np.array(encoder.vectors_id))
         os.replace(tmp, cache)
     return embeddings
 
 
-def _read_embedding_cache(cache: Path | None) -> dict:
+def _read_embedding_cache(cache: Path | None, vectors_id: str) -> dict:
     import numpy as np
 
     if cache is None or not cache.exists():
         return {}
     try:
         with np.load(cache, allow_pickle=False) as data:
+            if str(data["encoder"]) != vectors_id:
+                log.info("the embedding cache %s was made with another encoder: embedding afresh", cache)
+                return {}
             return dict(zip(data["keys"].tolist(), data["vectors"]))
     except (OSError, ValueError, KeyError) as exc:
         log.warning("ignoring the embedding cache %s (%s)", cache, exc)
@@ -528,6 +534,7 @@ def train(settings, taxonomy, rows: list[dict] | None = None, corrections: int =
     fitted = fit_classifier(spec, prepared, Y, label_ids, encoder, model)
     sha = data_sha256(rows)
     recipe = sha + model + FEATURE_VERSION + json.dumps(asdict(spec), sort_keys=True)
+    recipe += encoder.vectors_id if encoder is not None else ""
     version = f"tm-{started:%Y%m%d}-{hashlib.sha256(recipe.encode()).hexdigest()[:10]}"
     classifier = replace(fitted.classifier, model_version=version)
     card = {
@@ -545,7 +552,7 @@ def train(settings, taxonomy, rows: list[dict] | None = None, corrections: int =
                         "intercepts": [round(float(v), 6) for v in classifier.intercepts],
                         "expected_calibration_error": fitted.calibration_error},
         "review_band": review_band_report(fitted, Y, settings.model.review_band),
-        "encoder": _encoder_card(settings) if encoder is not None else None,
+        "encoder": _encoder_card(encoder) if encoder is not None else None,
         "training_data": {
             "files": [str(p.relative_to(settings.root)) if p.is_relative_to(settings.root) else str(p)
                       for p in training_files(settings)],
@@ -576,12 +583,11 @@ def _encoder(settings):
     return load_encoder(settings.path(settings.model.encoder_dir))
 
 
-def _encoder_card(settings) -> dict:
-    from monitor.classify import file_sha256
-    from monitor.encoder import MODEL_FILE
+def _encoder_card(encoder) -> dict:
+    from monitor.encoder import LEAD_WORDS, MODEL_FILE
 
-    path = settings.path(settings.model.encoder_dir) / MODEL_FILE
-    return {"model_file": path.name, "sha256": file_sha256(path)}
+    return {"model_file": MODEL_FILE, "sha256": encoder.model_sha256, "lead_words": LEAD_WORDS,
+            "vectors": encoder.vectors_id}
 
 
 def save(classifier, card: dict, artefact: Path, card_path: Path) -> None:

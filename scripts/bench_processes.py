@@ -9,9 +9,9 @@ the wall time (model loading included, as a user sees it), the rate, and the spe
 against the first N. Prints the load average before and after: on a shared machine
 other work slows the run with more processes most. Also prints how many cores the whole
 machine kept busy on average during the run (from /proc/stat, so on an idle machine it is
-the command's own use): one process already overlaps the sentence encoder with spaCy in a
-second thread, so on 2 cores the most N processes can gain over one is 2 / (its cores
-busy).
+the command's own use): a process tags on one core (no second thread since 2026-12-08), so
+N processes can gain up to N on N cores; the main process's claims and stores cost a
+little of that.
 """
 
 from __future__ import annotations

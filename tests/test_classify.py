@@ -306,6 +306,23 @@ def test_version_mismatch_says_what_to_do(tmp_path, taxonomy, change, expected):
     assert "run `tension-monitor train`" in str(error.value)
 
 
+def test_a_model_refuses_an_encoder_it_was_not_trained_with(tmp_path, taxonomy):
+    """The head's weights mean nothing on another encoder's vectors: a model trained on
+    another encoder file, or on another lead length, is refused until it is retrained."""
+    artefact, card_path = _copy_artefacts(tmp_path)
+    card = json.loads(card_path.read_text())
+    card["encoder"]["vectors"] = "0" * 64 + "/lead-180"  # what a model of another encoder records
+    card_path.write_text(json.dumps(card))
+    with pytest.raises(ModelError) as error:
+        load_classifier(artefact, card_path, taxonomy, encoder_dir=ENCODER)
+    message = str(error.value)
+    assert f"{ENCODER / 'model.onnx'} is not the encoder this model was trained with" in message
+    assert "the model card says 000000000000/lead-180" in message
+    assert "run `tension-monitor train`" in message
+    artefact, card_path = _copy_artefacts(tmp_path)  # the shipped card matches the shipped encoder
+    assert load_classifier(artefact, card_path, taxonomy, encoder_dir=ENCODER).encoder is not None
+
+
 def test_types_off_the_allowlist_are_refused(tmp_path, taxonomy):
     import os
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from monitor.encoder import DIMENSIONS, MAX_TOKENS, load_encoder
+from monitor.encoder import DIMENSIONS, LEAD_WORDS, MAX_TOKENS, load_encoder
 from monitor.errors import ModelError
 
 REPO = Path(__file__).resolve().parent.parent
@@ -60,18 +60,17 @@ def test_matches_the_pytorch_model(encoder):
     assert cosines.min() >= 0.99, cosines
 
 
-def test_documents_are_the_mean_of_their_chunks(encoder):
-    first = " ".join([INVESTOR] * 30)  # 5 words x 30 = one chunk of 150
-    second = " ".join([FOOTBALL] * 20)  # 7 words x 20 = 140, the second chunk
-    document = first + " " + second
-    chunked, empty, blank = encoder.embed_documents([document, "", "  \n "], chunk_words=150)
-    parts = encoder.embed([first, second])
-    mean = parts.mean(axis=0)
-    assert chunked @ (mean / np.linalg.norm(mean)) > 0.99
-    assert np.linalg.norm(chunked) == pytest.approx(1.0, abs=1e-5)
+def test_a_documents_meaning_is_its_lead(encoder):
+    """A story's vector is the vector of its first LEAD_WORDS words: what follows the lead
+    does not move it, and a text without words has no meaning (zeros)."""
+    lead_words = (INVESTOR + " and it hosts the models on Azure.").split()
+    lead_words = (lead_words * (LEAD_WORDS // len(lead_words) + 1))[:LEAD_WORDS]
+    story = " ".join(lead_words) + "\n\n" + " ".join([FOOTBALL] * 30)
+    document, short, empty, blank = encoder.embed_documents([story, BACKER, "", "  \n "])
+    assert np.array_equal(document, encoder.embed([" ".join(lead_words)])[0])
+    assert document @ encoder.embed([FOOTBALL])[0] < 0.3  # the football tail is not in it
+    assert np.array_equal(short, encoder.embed([BACKER])[0])  # a short text is its own lead
     assert not empty.any() and not blank.any()
-    # A short text is one chunk: its document vector is its sentence vector.
-    assert encoder.embed_documents([BACKER])[0] @ encoder.embed([BACKER])[0] > 0.99
 
 
 def test_missing_model_file_is_named(tmp_path):

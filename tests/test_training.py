@@ -119,6 +119,7 @@ def test_embedding_cache_reuses_vectors_and_keeps_only_current_texts(tmp_path):
 
         def __init__(self):
             self.real = load_encoder(Path(__file__).resolve().parent.parent / "models" / "encoder")
+            self.vectors_id = self.real.vectors_id
             self.seen = []
 
         def embed_documents(self, texts):
@@ -132,3 +133,7 @@ def test_embedding_cache_reuses_vectors_and_keeps_only_current_texts(tmp_path):
     assert again[0].tolist() == first[1].tolist()
     with np.load(cache) as data:
         assert len(data["keys"]) == 2  # "a" is no longer a training text
+    # Another encoder file: none of the cached vectors are its own, so all are embedded anew.
+    encoder.vectors_id, encoder.seen = "another-encoder/lead-40", []
+    training.document_embeddings(encoder, ["OpenAI buys compute", "A football match"], cache)
+    assert sorted(encoder.seen) == ["A football match", "OpenAI buys compute"]
