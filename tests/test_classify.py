@@ -182,9 +182,10 @@ def test_the_best_passage_lifts_a_label_above_the_whole_text_score(nlp, classifi
 def test_seed_analysis_labels_come_with_evidence_from_their_own_section(nlp_full, classifier):
     """The analysis the tension model comes from develops each point under its own
     heading or list item: nothing it names is dropped silently (a label is found, or it
-    sits in the review band and flags the text; the shipped model finds 12 of 13 and
-    flags control, models/README.md), and each found label's best evidence comes from the
-    part of the text that discusses it."""
+    sits in the review band and flags the text), and each found label's best evidence
+    comes from the part of the text that discusses it. The shipped model finds all 13; the
+    one-line points sit near their thresholds, and the int8 encoder's last digits differ
+    between CPUs, so one label in the review band is tolerated (models/README.md)."""
     seed = SEED.read_text(encoding="utf-8")
     [result] = tag_texts(nlp_full, classifier, [("", seed)])
     missed = set(classifier.label_ids) - set(result.labels)
