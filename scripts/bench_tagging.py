@@ -3,7 +3,7 @@
 Prints, in one run:
   1. throughput of the processing stage (entities + sentence encoder + word model on the
      text and its passages + evidence + store into SQLite, as the pipeline does it:
-     tag_texts on batches of 64, save_tags in one transaction per batch) against bare
+     tag_texts on batches of 64, save_tags_batch in one transaction per batch) against bare
      `nlp.pipe` of the same texts with the same spaCy components, as a ratio (aim >= 0.5);
   2. the wall time of a cold `tension-monitor classify FILE --json` against spaCy's own
      load time of the same pipeline in a fresh interpreter (aim: under 2x);
@@ -114,15 +114,17 @@ def _store(folder: str, items: list[tuple[str, str]]):
 
 
 def _stage(engine, nlp, classifier, items, ids) -> None:
+    """What the pipeline's tagging does per batch (pipeline._ClaimedBatch): tag_texts, then
+    save_tags_batch in one transaction."""
     from monitor.classify import tag_texts
-    from monitor.storage.tags import save_tags
+    from monitor.storage.tags import Tagged, save_tags_batch
 
     now = datetime.now(timezone.utc)
     for start in range(0, len(items), BATCH):
         results = tag_texts(nlp, classifier, items[start:start + BATCH])
         with engine.begin() as conn:
-            for article_id, result in zip(ids[start:start + BATCH], results):
-                save_tags(conn, article_id, result, now)
+            save_tags_batch(conn, [Tagged(article_id, result, now)
+                                   for article_id, result in zip(ids[start:start + BATCH], results)])
 
 
 def _command(config: str) -> list[str]:
