@@ -528,7 +528,7 @@ def _load_head(artefact: Path, card: dict, encoder_dir: Path | None):
             head = EncoderHead(data["coef"].astype(np.float32), data["intercept"].astype(np.float32))
     except (OSError, KeyError, ValueError) as exc:
         raise ModelError(f"{path}: unreadable encoder head ({exc}): run `tension-monitor train`") from None
-    from monitor.encoder import load_encoder
+    from monitor.encoder import MODEL_FILE, load_encoder
 
     if encoder_dir is None:
         raise ModelError("the model uses the sentence encoder but no model.encoder_dir was given")
@@ -537,7 +537,7 @@ def _load_head(artefact: Path, card: dict, encoder_dir: Path | None):
     if trained_with != encoder.vectors_id:
         # The head's weights mean nothing on another encoder's vectors (other weights or
         # another lead length).
-        raise ModelError(f"{Path(encoder_dir) / 'model.onnx'} is not the encoder this model was trained with "
+        raise ModelError(f"{Path(encoder_dir) / MODEL_FILE} is not the encoder this model was trained with "
                          f"(it makes {_short_id(encoder.vectors_id)}, the model card says {_short_id(trained_with)}): "
                          "run `tension-monitor train`")
     return head, encoder

@@ -99,15 +99,16 @@ class SentenceEncoder:
         return vectors
 
 
-def load_session(path: Path, threads: int) -> ort.InferenceSession:
-    if not path.is_file():
+def load_session(path: Path, threads: int, model: bytes | None = None) -> ort.InferenceSession:
+    """The ONNX session of the file at path (or of `model`, that file's bytes already read)."""
+    if model is None and not path.is_file():
         raise ModelError(f"{path}: encoder model file missing")
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.log_severity_level = 3  # warnings about unused initialisers are noise here
     try:
-        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        session = ort.InferenceSession(model or str(path), options, providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime raises its own pybind error types
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelError(f"{path}: not a usable ONNX model ({reason})") from None
@@ -130,5 +131,8 @@ def load_encoder(folder: Path, threads: int = 1) -> SentenceEncoder:
     """The encoder in folder (model.onnx + tokenizer.json); ModelError naming a bad file."""
     folder = Path(folder)
     tokenizer = load_tokenizer(folder / TOKENIZER_FILE)
-    session = load_session(folder / MODEL_FILE, threads)
-    return SentenceEncoder(session, tokenizer, hashlib.sha256((folder / MODEL_FILE).read_bytes()).hexdigest())
+    path = folder / MODEL_FILE
+    if not path.is_file():
+        raise ModelError(f"{path}: encoder model file missing")
+    model = path.read_bytes()  # read once: hashed for the model card, and loaded
+    return SentenceEncoder(load_session(path, threads, model), tokenizer, hashlib.sha256(model).hexdigest())
